@@ -15,6 +15,7 @@ Usage:
   build_gold.py build      # write seeds/gold.jsonl
   build_gold.py check      # exit 1 if seeds/gold.jsonl differs from the sources
   build_gold.py show ID    # validate one document's sources and list its spans
+  build_gold.py counts     # Markdown table of mentions per type and segments per label
 
 Standard library only, so it runs anywhere Python 3.8+ does.
 """
@@ -148,6 +149,23 @@ def build_records():
     return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
 
 
+def counts_table(jsonl):
+    head = ["document", *TYPES, "mentions", "segments", *LABELS, "unlabelled", "document labels"]
+    rows = [head, ["---"] * len(head)]
+    total = [0] * (len(head) - 2)
+    for line in jsonl.splitlines():
+        r = json.loads(line)
+        types = [sum(e["type"] == t for e in r["entities"]) for t in TYPES]
+        labels = [sum(lab in s["labels"] for s in r["segments"]) for lab in LABELS]
+        unlabelled = sum(not s["labels"] for s in r["segments"])
+        nums = [*types, len(r["entities"]), len(r["segments"]), *labels, unlabelled]
+        total = [a + b for a, b in zip(total, nums)]
+        doc_labels = [lab for lab, n in zip(LABELS, labels) if n]
+        rows.append([r["id"], *map(str, nums), ", ".join(doc_labels) or "-"])
+    rows.append(["**total**", *map(str, total), ""])
+    return "\n".join("| " + " | ".join(row) + " |" for row in rows)
+
+
 def main(argv):
     cmd = argv[1] if len(argv) > 1 else "build"
     if cmd == "skeleton":
@@ -160,6 +178,8 @@ def main(argv):
             print("seeds/gold.jsonl is out of date: run seeds/tools/build_gold.py build", file=sys.stderr)
             return 1
         print("seeds/gold.jsonl matches seeds/annotation/")
+    elif cmd == "counts":
+        print(counts_table(build_records()))
     elif cmd == "show" and len(argv) > 2:
         doc = argv[2]
         text = (SEEDS / f"{doc}.txt").read_bytes().decode("utf-8")
