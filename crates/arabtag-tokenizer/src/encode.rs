@@ -1,0 +1,280 @@
+//! Subword encoding of whole documents with spans in the original text.
+//!
+//! [`SubwordEncoder::encode`] normalises a document with our
+//! [`NormalizerConfig`], encodes the normalised text with a Hugging Face
+//! tokenizer (without special tokens, with character offsets: `encode`
+//! would give bytes), and maps every token back to the original
+//! characters through the normaliser's alignment. Spans never cover the
+//! `▁`/space a token carries; a token that is only `▁` gets an empty span at
+//! the start of the word that follows it. Nothing is truncated.
+
+use std::path::Path;
+
+use arabtag_records::Span;
+use tokenizers::models::ModelWrapper;
+use tokenizers::{Encoding, Model, Token as HfToken, Tokenizer};
+
+use crate::error::TokenizerError;
+use crate::normalize::{Normalized, NormalizerConfig};
+use crate::segment::{is_space, words};
+
+/// The SentencePiece word-boundary mark.
+pub const METASPACE: char = '\u{2581}';
+
+/// Names tried, in order, for the padding token when the tokenizer sets no
+/// padding.
+const PAD_NAMES: [&str; 3] = ["<pad>", "[PAD]", "<|pad|>"];
+
+/// The special tokens a model expects around each window.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SpecialTokens {
+    /// Ids the post-processor puts before a single sequence (`<s>` / `[CLS]`).
+    pub prefix: Vec<u32>,
+    /// Ids the post-processor puts after a single sequence (`</s>` / `[SEP]`).
+    pub suffix: Vec<u32>,
+    /// The padding id: the tokenizer's padding setting, else an added token
+    /// named `<pad>`, `[PAD]` or `<|pad|>`.
+    pub pad: Option<u32>,
+    /// The model's unknown token.
+    pub unk: Option<u32>,
+}
+
+impl SpecialTokens {
+    /// CLS / BOS: the first prefix token.
+    pub fn bos(&self) -> Option<u32> {
+        self.prefix.first().copied()
+    }
+
+    /// SEP / EOS: the last suffix token.
+    pub fn eos(&self) -> Option<u32> {
+        self.suffix.last().copied()
+    }
+}
+
+/// One subword token of a document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Token {
+    /// The vocabulary id.
+    pub id: u32,
+    /// Original characters, never starting or ending with white space. Empty
+    /// for a bare `▁` token (at the start of the following word) and for a
+    /// token that shares a single original character with the token before
+    /// it (a ligature cut in two, e.g. `ﻻ` read as `ل` + `ا`), placed at the
+    /// end of that token's span. Spans are in order and never overlap.
+    pub span: Span,
+    /// Index into [`EncodedDocument::words`] of the word the token belongs
+    /// to; `None` only for a bare `▁` after the last word.
+    pub word: Option<usize>,
+}
+
+/// A document's tokens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncodedDocument {
+    /// Tokens in order, without special tokens.
+    pub tokens: Vec<Token>,
+    /// The white-space-separated words of the original text.
+    pub words: Vec<Span>,
+}
+
+impl EncodedDocument {
+    /// The token ids in order.
+    pub fn ids(&self) -> Vec<u32> {
+        self.tokens.iter().map(|t| t.id).collect()
+    }
+}
+
+/// A Hugging Face tokenizer behind our normaliser.
+#[derive(Debug, Clone)]
+pub struct SubwordEncoder {
+    tokenizer: Tokenizer,
+    normalizer: NormalizerConfig,
+    special: SpecialTokens,
+}
+
+impl SubwordEncoder {
+    /// Loads a `tokenizer.json`.
+    pub fn from_file(
+        path: impl AsRef<Path>,
+        normalizer: NormalizerConfig,
+    ) -> Result<Self, TokenizerError> {
+        let path = path.as_ref();
+        let tokenizer = Tokenizer::from_file(path).map_err(|source| TokenizerError::Load {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::new(tokenizer, normalizer)
+    }
+
+    /// Wraps a tokenizer. Its truncation and padding are switched off: a
+    /// document is encoded whole, and windows are cut by [`crate::windows`].
+    pub fn new(
+        mut tokenizer: Tokenizer,
+        normalizer: NormalizerConfig,
+    ) -> Result<Self, TokenizerError> {
+        tokenizer
+            .with_truncation(None)
+            .map_err(|source| TokenizerError::Configure {
+                what: "switching truncation off",
+                source,
+            })?;
+        let pad = tokenizer.get_padding().map(|p| p.pad_id).or_else(|| {
+            PAD_NAMES
+                .iter()
+                .find_map(|name| tokenizer.token_to_id(name))
+        });
+        tokenizer.with_padding(None);
+        let (prefix, suffix) = wrapping(&tokenizer)?;
+        let special = SpecialTokens {
+            prefix,
+            suffix,
+            pad,
+            unk: unk_id(&tokenizer),
+        };
+        Ok(Self {
+            tokenizer,
+            normalizer,
+            special,
+        })
+    }
+
+    /// The Hugging Face tokenizer (truncation and padding off).
+    pub fn tokenizer(&self) -> &Tokenizer {
+        &self.tokenizer
+    }
+
+    /// The normaliser that runs before the tokenizer.
+    pub fn normalizer(&self) -> &NormalizerConfig {
+        &self.normalizer
+    }
+
+    /// The special tokens for wrapping windows.
+    pub fn special_tokens(&self) -> &SpecialTokens {
+        &self.special
+    }
+
+    /// Encodes a whole document; spans are characters of `text`.
+    pub fn encode(&self, text: &str) -> Result<EncodedDocument, TokenizerError> {
+        let normalized = self.normalizer.normalize(text);
+        let encoding = self
+            .tokenizer
+            .encode_char_offsets(normalized.text(), false)
+            .map_err(|source| TokenizerError::Encode {
+                chars: normalized.original_len(),
+                source,
+            })?;
+        align(text, &normalized, &encoding)
+    }
+}
+
+/// The ids the post-processor puts before and after one sequence.
+fn wrapping(tokenizer: &Tokenizer) -> Result<(Vec<u32>, Vec<u32>), TokenizerError> {
+    let probe = Encoding::from_tokens(vec![HfToken::new(0, String::new(), (0, 0))], 0);
+    let wrapped = tokenizer
+        .post_process(probe, None, true)
+        .map_err(|source| TokenizerError::Configure {
+            what: "reading the special tokens of the post-processor",
+            source,
+        })?;
+    let ids = wrapped.get_ids();
+    let mask = wrapped.get_special_tokens_mask();
+    let content = mask.iter().position(|&m| m == 0).unwrap_or(ids.len());
+    let prefix = ids[..content].to_vec();
+    let suffix = ids.get(content + 1..).unwrap_or_default().to_vec();
+    Ok((prefix, suffix))
+}
+
+/// The model's unknown-token id.
+fn unk_id(tokenizer: &Tokenizer) -> Option<u32> {
+    match tokenizer.get_model() {
+        ModelWrapper::BPE(m) => m.get_unk_token().as_ref().and_then(|t| m.token_to_id(t)),
+        ModelWrapper::WordPiece(m) => m.token_to_id(&m.unk_token),
+        ModelWrapper::WordLevel(m) => m.token_to_id(&m.unk_token),
+        ModelWrapper::Unigram(m) => serde_json::to_value(m)
+            .ok()
+            .and_then(|v| v.get("unk_id").and_then(|id| id.as_u64()))
+            .and_then(|id| u32::try_from(id).ok()),
+    }
+}
+
+/// Whether a token's text is only word-boundary marks or white space.
+fn is_bare(piece: &str) -> bool {
+    piece.chars().all(|c| c == METASPACE || is_space(c))
+}
+
+/// Maps the tokens of `encoding` (character offsets in the normalised text)
+/// to spans of the original `text`.
+fn align(
+    text: &str,
+    normalized: &Normalized,
+    encoding: &Encoding,
+) -> Result<EncodedDocument, TokenizerError> {
+    let chars: Vec<char> = text.chars().collect();
+    let words = words(text);
+    // Word of every original character (None for white space).
+    let mut word_of = vec![None; chars.len()];
+    for (w, span) in words.iter().enumerate() {
+        word_of[span.start..span.end].fill(Some(w));
+    }
+    // An empty span at `pos`, or, when `pos` is not inside a word, at the
+    // start of the next word (the text's end when there is none).
+    let word_start = |pos: usize| match word_of.get(pos).copied().flatten() {
+        Some(_) => pos,
+        None => {
+            let next = words.partition_point(|w| w.start < pos);
+            words.get(next).map_or(chars.len(), |w| w.start)
+        }
+    };
+
+    let mut tokens = Vec::with_capacity(encoding.len());
+    let mut cursor = 0;
+    let pieces = encoding.get_tokens();
+    for (index, (&id, &(start, end))) in encoding
+        .get_ids()
+        .iter()
+        .zip(encoding.get_offsets())
+        .enumerate()
+    {
+        let mapped = normalized.to_original(Span::new(start, end)).ok_or(
+            TokenizerError::OffsetOutOfRange {
+                index,
+                start,
+                end,
+                len: normalized.len(),
+            },
+        )?;
+        let bare = pieces.get(index).is_some_and(|p| is_bare(p));
+        let trimmed = trim(&chars, mapped);
+        let word_at = |pos: usize| word_of.get(pos).copied().flatten();
+        let (span, word) = if bare || trimmed.is_empty() {
+            let pos = word_start(mapped.start.max(cursor));
+            (Span::new(pos, pos), word_at(pos))
+        } else if trimmed.start < cursor {
+            // Shares characters with the previous token: keep the rest.
+            let rest = trim(&chars, Span::new(cursor, trimmed.end.max(cursor)));
+            if rest.is_empty() {
+                let word = tokens.last().and_then(|t: &Token| t.word);
+                (Span::new(cursor, cursor), word)
+            } else {
+                (rest, word_at(rest.start))
+            }
+        } else {
+            (trimmed, word_at(trimmed.start))
+        };
+        cursor = span.end;
+        tokens.push(Token { id, span, word });
+    }
+    Ok(EncodedDocument { tokens, words })
+}
+
+/// `span` without white space at either end; empty at its start when only
+/// white space is in it.
+fn trim(chars: &[char], span: Span) -> Span {
+    let inner = &chars[span.start..span.end];
+    match inner.iter().position(|&c| !is_space(c)) {
+        None => Span::new(span.start, span.start),
+        Some(first) => {
+            let last = inner.iter().rposition(|&c| !is_space(c)).unwrap_or(first);
+            Span::new(span.start + first, span.start + last + 1)
+        }
+    }
+}
