@@ -1,1 +1,6 @@
+//! The workspace's one integration-test binary: it runs the real `arabtag`
+//! executable. One module per subcommand.
 
+#![allow(clippy::unwrap_used)]
+
+mod eval;

@@ -52,7 +52,9 @@ impl Span {
 
     /// Number of characters two spans share.
     pub fn overlap(&self, other: &Span) -> usize {
-        self.end.min(other.end).saturating_sub(self.start.max(other.start))
+        self.end
+            .min(other.end)
+            .saturating_sub(self.start.max(other.start))
     }
 }
 
@@ -292,13 +294,15 @@ impl<R: BufRead, T: DeserializeOwned> Iterator for JsonlReader<R, T> {
                     if text.trim().is_empty() {
                         continue;
                     }
-                    return Some(serde_json::from_str(text).map(|v| (line, v)).map_err(
-                        |source| RecordsError::Json {
-                            path: self.path.clone(),
-                            line,
-                            source,
-                        },
-                    ));
+                    return Some(
+                        serde_json::from_str(text)
+                            .map(|v| (line, v))
+                            .map_err(|source| RecordsError::Json {
+                                path: self.path.clone(),
+                                line,
+                                source,
+                            }),
+                    );
                 }
                 Err(source) => {
                     self.done = true;
@@ -435,7 +439,10 @@ mod tests {
             JsonlReader::<_, Record>::new("g.jsonl", "{\"entities\":[]}\n".as_bytes()).collect();
         let err = items[0].as_ref().unwrap_err();
         let chain = format!("{err}: {}", std::error::Error::source(err).unwrap());
-        assert!(chain.contains("g.jsonl:1") && chain.contains("`id`"), "{chain}");
+        assert!(
+            chain.contains("g.jsonl:1") && chain.contains("`id`"),
+            "{chain}"
+        );
     }
 
     #[test]
@@ -452,6 +459,9 @@ mod tests {
         assert_eq!(back[0], rec);
         assert_eq!(back[1].id, "second");
         let err = read_jsonl::<Record>(dir.path().join("missing.jsonl")).unwrap_err();
-        assert!(err.to_string().contains("missing.jsonl: cannot open"), "{err}");
+        assert!(
+            err.to_string().contains("missing.jsonl: cannot open"),
+            "{err}"
+        );
     }
 }

@@ -1,1 +1,39 @@
-fn main() {}
+//! `arabtag`: tag Arabic news with entities and stance, and score any output
+//! against gold. `main` only parses, runs the subcommand and maps the outcome
+//! to an exit code: 0 ok, 1 a score regression (when reproducing), 2 errors.
+
+mod cmd;
+mod output;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "arabtag", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Score predictions against gold: entities (SemEval-2013 modes and
+    /// clitic-tolerant strict), segment and document stance; or CoNLL files as
+    /// seqeval does (--conll).
+    Eval(cmd::eval::EvalArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let outcome = match &cli.command {
+        Command::Eval(args) => cmd::eval::run(args),
+    };
+    match outcome {
+        Ok(status) => status.exit_code(),
+        Err(err) => {
+            output::print_error(&err);
+            cmd::Status::Errors.exit_code()
+        }
+    }
+}
