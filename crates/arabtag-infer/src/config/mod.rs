@@ -1,0 +1,1 @@
+//! The model config: what a user edits to swap the transformer.

@@ -1,0 +1,18 @@
+//! Transformer encoders on candle, their heads, and the tagging pipelines.
+//!
+//! - [`config`]: the model config (TOML) a user edits to swap models, its
+//!   validation, and the resolution of its files (local hub-layout folder,
+//!   hub repository at a pinned revision, or the e5 4-bit file).
+//! - [`models`]: encoders (BERT, XLM-RoBERTa, DeBERTa-v2 from hub-layout
+//!   files; the e5 `E5S1` file, 4-bit or dequantised), token and sequence
+//!   classification heads, sentence embeddings.
+//! - [`pipeline`]: documents to records — windows, batches, logits merged
+//!   back, subwords aggregated to words, BIO decoded to character spans,
+//!   proclitics, label maps; segment stance.
+
+pub mod config;
+pub mod error;
+pub mod models;
+pub mod pipeline;
+
+pub use error::InferError;
