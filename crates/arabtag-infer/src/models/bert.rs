@@ -1,0 +1,420 @@
+//! BERT, written here so that every linear layer can be dense or 4-bit
+//! ([`Linear`]). XLM-RoBERTa ([`super::xlm_roberta`]) is this model with
+//! other position ids; the e5 file ([`super::e5`]) is this model with
+//! quantized matrices.
+//!
+//! Upstream: `modeling_bert.py` in transformers
+//! (<https://github.com/huggingface/transformers/blob/main/src/transformers/models/bert/modeling_bert.py>);
+//! candle's `candle_transformers::models::bert` is the parity reference in
+//! the tests.
+
+use candle_core::quantized::GgmlDType;
+use candle_core::{DType, Device, Module, Tensor};
+use candle_nn::{Activation, LayerNorm, VarBuilder};
+use serde::Deserialize;
+
+use super::hf_config::TaskConfig;
+use super::layers::{Embedding, Linear, attention_bias, check_inputs};
+use super::{Encoder, base_model};
+use crate::InferError;
+
+/// BERT's `config.json` (also XLM-RoBERTa's, which has the same keys).
+///
+/// Mirror of `BertConfig`
+/// (<https://github.com/huggingface/transformers/blob/main/src/transformers/models/bert/configuration_bert.py>)
+/// and `XLMRobertaConfig`
+/// (<https://github.com/huggingface/transformers/blob/main/src/transformers/models/xlm_roberta/configuration_xlm_roberta.py>).
+/// Keys that `save_pretrained` always writes are required; the others take
+/// transformers' defaults through the accessor methods.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct BertConfig {
+    /// Rows of the word embeddings.
+    pub vocab_size: usize,
+    /// Width of the hidden states.
+    pub hidden_size: usize,
+    /// Number of transformer layers.
+    pub num_hidden_layers: usize,
+    /// Attention heads per layer.
+    pub num_attention_heads: usize,
+    /// Width of the feed-forward layer.
+    pub intermediate_size: usize,
+    /// Feed-forward activation (`gelu` = erf GELU when missing).
+    pub hidden_act: Option<Activation>,
+    /// Rows of the position embeddings (512 when missing).
+    pub max_position_embeddings: Option<usize>,
+    /// Rows of the token-type embeddings (2 when missing); only row 0 is used.
+    pub type_vocab_size: Option<usize>,
+    /// LayerNorm epsilon (1e-12 when missing).
+    pub layer_norm_eps: Option<f64>,
+    /// The padding id: XLM-R's position ids start after it.
+    pub pad_token_id: Option<u32>,
+    /// Only `absolute` is supported.
+    pub position_embedding_type: Option<String>,
+    /// Head keys (`architectures`, `id2label`, …).
+    #[serde(flatten)]
+    pub task: TaskConfig,
+}
+
+impl BertConfig {
+    /// The feed-forward activation.
+    pub fn activation(&self) -> Activation {
+        self.hidden_act.unwrap_or(Activation::Gelu)
+    }
+
+    /// Rows of the position table.
+    pub fn max_position_embeddings(&self) -> usize {
+        self.max_position_embeddings.unwrap_or(512)
+    }
+
+    /// LayerNorm epsilon.
+    pub fn layer_norm_eps(&self) -> f64 {
+        self.layer_norm_eps.unwrap_or(1e-12)
+    }
+
+    fn check(&self, model: &'static str) -> Result<(), InferError> {
+        let unsupported = |field, value: String| InferError::UnsupportedConfig {
+            model,
+            field,
+            value,
+        };
+        match self.position_embedding_type.as_deref() {
+            None | Some("absolute") => {}
+            Some(other) => return Err(unsupported("position_embedding_type", other.to_owned())),
+        }
+        if self.num_attention_heads == 0
+            || !self.hidden_size.is_multiple_of(self.num_attention_heads)
+        {
+            return Err(unsupported(
+                "num_attention_heads",
+                format!(
+                    "{} (hidden_size {})",
+                    self.num_attention_heads, self.hidden_size
+                ),
+            ));
+        }
+        if self.type_vocab_size == Some(0) {
+            return Err(unsupported("type_vocab_size", "0".to_owned()));
+        }
+        Ok(())
+    }
+}
+
+/// How position ids are made from the attention mask.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Positions {
+    /// BERT: `0, 1, 2, …` on every row.
+    Absolute,
+    /// RoBERTa / XLM-R (`create_position_ids_from_input_ids`): real tokens
+    /// count from `padding_idx + 1`, padding gets `padding_idx`. Counted over
+    /// the attention mask.
+    FromMask {
+        /// The padding id.
+        padding_idx: u32,
+    },
+}
+
+/// Sizes of a BERT encoder.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BertDims {
+    /// Rows of the word embeddings.
+    pub vocab_size: usize,
+    /// Width of the hidden states.
+    pub hidden_size: usize,
+    /// Attention heads.
+    pub num_heads: usize,
+    /// Rows of the position table.
+    pub max_position_embeddings: usize,
+    /// LayerNorm epsilon.
+    pub layer_norm_eps: f64,
+}
+
+/// Word + position + token-type(0) embeddings, then LayerNorm.
+#[derive(Debug, Clone)]
+pub(crate) struct BertEmbeddings {
+    pub(crate) word: Embedding,
+    pub(crate) position: Embedding,
+    /// Row 0 of the token-type table, `[hidden]`.
+    pub(crate) token_type: Tensor,
+    pub(crate) layer_norm: LayerNorm,
+}
+
+impl BertEmbeddings {
+    fn load(vb: VarBuilder, cfg: &BertConfig) -> candle_core::Result<Self> {
+        let h = cfg.hidden_size;
+        let type_rows = cfg.type_vocab_size.unwrap_or(2);
+        let token_type = vb
+            .pp("token_type_embeddings")
+            .get((type_rows, h), "weight")?
+            .get(0)?;
+        Ok(Self {
+            word: Embedding::load(vb.pp("word_embeddings"), cfg.vocab_size, h)?,
+            position: Embedding::load(
+                vb.pp("position_embeddings"),
+                cfg.max_position_embeddings(),
+                h,
+            )?,
+            token_type,
+            layer_norm: candle_nn::layer_norm(h, cfg.layer_norm_eps(), vb.pp("LayerNorm"))?,
+        })
+    }
+}
+
+/// One transformer layer (post-LayerNorm, as BERT).
+#[derive(Debug, Clone)]
+pub(crate) struct BertLayer {
+    pub(crate) query: Linear,
+    pub(crate) key: Linear,
+    pub(crate) value: Linear,
+    pub(crate) attention_out: Linear,
+    pub(crate) attention_norm: LayerNorm,
+    pub(crate) intermediate: Linear,
+    pub(crate) activation: Activation,
+    pub(crate) output: Linear,
+    pub(crate) output_norm: LayerNorm,
+}
+
+impl BertLayer {
+    fn load(vb: VarBuilder, cfg: &BertConfig) -> candle_core::Result<Self> {
+        let (h, ff, eps) = (cfg.hidden_size, cfg.intermediate_size, cfg.layer_norm_eps());
+        let attention = vb.pp("attention");
+        let this = attention.pp("self");
+        let out = attention.pp("output");
+        Ok(Self {
+            query: Linear::load(this.pp("query"), h, h)?,
+            key: Linear::load(this.pp("key"), h, h)?,
+            value: Linear::load(this.pp("value"), h, h)?,
+            attention_out: Linear::load(out.pp("dense"), h, h)?,
+            attention_norm: candle_nn::layer_norm(h, eps, out.pp("LayerNorm"))?,
+            intermediate: Linear::load(vb.pp("intermediate").pp("dense"), h, ff)?,
+            activation: cfg.activation(),
+            output: Linear::load(vb.pp("output").pp("dense"), ff, h)?,
+            output_norm: candle_nn::layer_norm(h, eps, vb.pp("output").pp("LayerNorm"))?,
+        })
+    }
+
+    fn map_linear(
+        &self,
+        f: &dyn Fn(&Linear) -> Result<Linear, InferError>,
+    ) -> Result<Self, InferError> {
+        Ok(Self {
+            query: f(&self.query)?,
+            key: f(&self.key)?,
+            value: f(&self.value)?,
+            attention_out: f(&self.attention_out)?,
+            attention_norm: self.attention_norm.clone(),
+            intermediate: f(&self.intermediate)?,
+            activation: self.activation,
+            output: f(&self.output)?,
+            output_norm: self.output_norm.clone(),
+        })
+    }
+
+    /// `xs` `[b, s, h]`, `bias` `[b, 1, 1, s]`.
+    fn forward(&self, xs: &Tensor, bias: &Tensor, num_heads: usize) -> candle_core::Result<Tensor> {
+        let (b, s, h) = xs.dims3()?;
+        let head_dim = h / num_heads;
+        let heads = |t: Tensor| -> candle_core::Result<Tensor> {
+            t.reshape((b, s, num_heads, head_dim))?
+                .transpose(1, 2)?
+                .contiguous()
+        };
+        let q = heads(self.query.forward(xs)?)?;
+        let k = heads(self.key.forward(xs)?)?;
+        let v = heads(self.value.forward(xs)?)?;
+        let scores = (q.matmul(&k.t()?)? / (head_dim as f64).sqrt())?;
+        let probs = candle_nn::ops::softmax_last_dim(&scores.broadcast_add(bias)?)?;
+        let context = probs
+            .matmul(&v)?
+            .transpose(1, 2)?
+            .contiguous()?
+            .reshape((b, s, h))?;
+        let attended = self
+            .attention_norm
+            .forward(&(self.attention_out.forward(&context)? + xs)?)?;
+        let inner = self
+            .activation
+            .forward(&self.intermediate.forward(&attended)?)?;
+        self.output_norm
+            .forward(&(self.output.forward(&inner)? + attended)?)
+    }
+}
+
+/// A BERT encoder (no pooler: heads own theirs).
+#[derive(Debug, Clone)]
+pub struct BertModel {
+    embeddings: BertEmbeddings,
+    layers: Vec<BertLayer>,
+    positions: Positions,
+    dims: BertDims,
+    dtype: DType,
+    device: Device,
+}
+
+impl BertModel {
+    /// Loads a BERT checkpoint. `vb` is the checkpoint root or the base
+    /// model's prefix; `bert.` (or `roberta.`) is found by itself.
+    pub fn load(vb: VarBuilder, cfg: &BertConfig) -> Result<Self, InferError> {
+        Self::load_with_positions(vb, cfg, Positions::Absolute, "bert")
+    }
+
+    pub(crate) fn load_with_positions(
+        vb: VarBuilder,
+        cfg: &BertConfig,
+        positions: Positions,
+        model: &'static str,
+    ) -> Result<Self, InferError> {
+        let _span = tracing::debug_span!("load", model).entered();
+        cfg.check(model)?;
+        let vb = base_model(vb);
+        let embeddings = BertEmbeddings::load(vb.pp("embeddings"), cfg)?;
+        let layers = (0..cfg.num_hidden_layers)
+            .map(|i| BertLayer::load(vb.pp("encoder").pp("layer").pp(i), cfg))
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        let dims = BertDims {
+            vocab_size: cfg.vocab_size,
+            hidden_size: cfg.hidden_size,
+            num_heads: cfg.num_attention_heads,
+            max_position_embeddings: cfg.max_position_embeddings(),
+            layer_norm_eps: cfg.layer_norm_eps(),
+        };
+        Self::from_parts(embeddings, layers, positions, dims, vb.dtype(), vb.device())
+    }
+
+    pub(crate) fn from_parts(
+        embeddings: BertEmbeddings,
+        layers: Vec<BertLayer>,
+        positions: Positions,
+        dims: BertDims,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Self, InferError> {
+        if let Positions::FromMask { padding_idx } = positions {
+            let first_free = usize::try_from(padding_idx)
+                .ok()
+                .and_then(|p| p.checked_add(1));
+            if first_free.is_none_or(|p| p >= dims.max_position_embeddings) {
+                return Err(InferError::UnsupportedConfig {
+                    model: "xlm-roberta",
+                    field: "pad_token_id",
+                    value: format!(
+                        "{padding_idx} (max_position_embeddings {})",
+                        dims.max_position_embeddings
+                    ),
+                });
+            }
+        }
+        Ok(Self {
+            embeddings,
+            layers,
+            positions,
+            dims,
+            dtype,
+            device: device.clone(),
+        })
+    }
+
+    /// The encoder's sizes.
+    pub fn dims(&self) -> BertDims {
+        self.dims
+    }
+
+    /// How position ids are made.
+    pub fn positions(&self) -> Positions {
+        self.positions
+    }
+
+    /// Whether any linear layer is quantized.
+    pub fn is_quantized(&self) -> bool {
+        self.layers.iter().any(|l| l.query.is_quantized())
+    }
+
+    /// This model with every matrix of the layers quantized to `dtype`
+    /// (`GgmlDType::Q4_0` keeps 4 bits a weight plus an f16 scale per 32).
+    /// The hidden and feed-forward widths must be multiples of 32. Embeddings
+    /// and LayerNorms stay as they are.
+    pub fn quantize(&self, dtype: GgmlDType) -> Result<Self, InferError> {
+        self.map_linear(&|l| l.quantize(dtype))
+    }
+
+    /// This model with every quantized matrix dequantized to f32.
+    pub fn dequantize(&self) -> Result<Self, InferError> {
+        self.map_linear(&Linear::dequantize)
+    }
+
+    fn map_linear(
+        &self,
+        f: &dyn Fn(&Linear) -> Result<Linear, InferError>,
+    ) -> Result<Self, InferError> {
+        let layers = self
+            .layers
+            .iter()
+            .map(|l| l.map_linear(f))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self {
+            layers,
+            ..self.clone()
+        })
+    }
+
+    /// Position ids `[b, s]` (or `[s]` for absolute positions, broadcast).
+    fn position_ids(&self, attention_mask: &Tensor, seq: usize) -> Result<Tensor, InferError> {
+        let seq = u32::try_from(seq).map_err(|_| InferError::SequenceTooLong {
+            len: seq,
+            max: self.max_positions(),
+        })?;
+        Ok(match self.positions {
+            Positions::Absolute => Tensor::arange(0u32, seq, &self.device)?,
+            Positions::FromMask { padding_idx } => {
+                let mask = attention_mask.to_dtype(DType::F32)?;
+                let counted = (mask.cumsum(1)? * &mask)?;
+                (counted + f64::from(padding_idx))?.to_dtype(DType::U32)?
+            }
+        })
+    }
+}
+
+impl Encoder for BertModel {
+    fn forward(&self, input_ids: &Tensor, attention_mask: &Tensor) -> Result<Tensor, InferError> {
+        let _span = tracing::trace_span!("bert_forward").entered();
+        let (batch, seq) = check_inputs(
+            input_ids,
+            attention_mask,
+            self.dims.vocab_size,
+            self.max_positions(),
+        )?;
+        if batch * seq == 0 {
+            let shape = (batch, seq, self.dims.hidden_size);
+            return Ok(Tensor::zeros(shape, DType::F32, &self.device)?);
+        }
+        let emb = &self.embeddings;
+        let words = emb.word.forward(input_ids)?.to_dtype(self.dtype)?;
+        let positions = emb
+            .position
+            .forward(&self.position_ids(attention_mask, seq)?)?
+            .to_dtype(self.dtype)?;
+        let token_type = emb.token_type.to_dtype(self.dtype)?;
+        let summed = words
+            .broadcast_add(&positions)?
+            .broadcast_add(&token_type)?;
+        let mut xs = emb.layer_norm.forward(&summed)?;
+        let bias = attention_bias(attention_mask, self.dtype)?;
+        for layer in &self.layers {
+            xs = layer.forward(&xs, &bias, self.dims.num_heads)?;
+        }
+        Ok(xs.to_dtype(DType::F32)?)
+    }
+
+    fn hidden_size(&self) -> usize {
+        self.dims.hidden_size
+    }
+
+    fn max_positions(&self) -> usize {
+        match self.positions {
+            Positions::Absolute => self.dims.max_position_embeddings,
+            Positions::FromMask { padding_idx } => {
+                let reserved = usize::try_from(padding_idx).map_or(usize::MAX, |p| p + 1);
+                self.dims.max_position_embeddings.saturating_sub(reserved)
+            }
+        }
+    }
+}

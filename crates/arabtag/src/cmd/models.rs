@@ -1,0 +1,382 @@
+//! `arabtag models`: look at and check a model config.
+//!
+//! ```text
+//! arabtag models show CONFIG [--json] [--offline]
+//! arabtag models verify CONFIG [--json] [--offline]
+//! ```
+//!
+//! `show` prints the resolved config: every file as an absolute path with
+//! its pinned sha256, the architecture, the tasks (one JSON object with
+//! `--json`). `verify` hashes every file and compares it with its pin: exit 0
+//! when all match, 2 otherwise, each problem named on stderr. Hub files come
+//! from the Hugging Face cache (`HF_HUB_CACHE`, `HF_HOME`), downloaded when
+//! missing unless `--offline` or `HF_HUB_OFFLINE=1`.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use arabtag_infer::config::{
+    FileCheck, FileProblem, ModelConfig, ModelFile, NerConfig, NerHead, ResolveOptions,
+    ResolvedModel, ResolvedSource, StanceConfig, StanceMethod, WeightsFormat, check_file,
+};
+use clap::{Args, Subcommand};
+use serde::Serialize;
+
+use super::Status;
+use crate::output;
+
+#[derive(Debug, Args)]
+pub struct ModelsArgs {
+    #[command(subcommand)]
+    pub command: ModelsCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ModelsCommand {
+    /// Print the resolved model config: files (absolute paths, pinned
+    /// sha256), architecture, normalisation, tasks.
+    Show(ConfigArgs),
+    /// Check that every file of a model config exists and has its pinned
+    /// sha256 (exit 0 all good, 2 otherwise).
+    Verify(ConfigArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    /// The model config (TOML), e.g. models/default.toml.
+    #[arg(value_name = "CONFIG")]
+    pub config: PathBuf,
+
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Take hub files from the cache only, as HF_HUB_OFFLINE=1 does.
+    #[arg(long)]
+    pub offline: bool,
+}
+
+pub fn run(args: &ModelsArgs) -> Result<Status> {
+    match &args.command {
+        ModelsCommand::Show(args) => show(args),
+        ModelsCommand::Verify(args) => verify(args),
+    }
+}
+
+fn options(args: &ConfigArgs) -> ResolveOptions {
+    let mut options = ResolveOptions::from_env();
+    options.offline |= args.offline;
+    options
+}
+
+fn load(args: &ConfigArgs) -> Result<ModelConfig> {
+    ModelConfig::from_file(&args.config).context("cannot read the model config")
+}
+
+fn show(args: &ConfigArgs) -> Result<Status> {
+    let model = load(args)?
+        .resolve(&options(args))
+        .context("cannot resolve the model config")?;
+    let text = if args.json {
+        json(&model)?
+    } else {
+        describe(&model)
+    };
+    output::stdout(&text).context("cannot write to stdout")?;
+    Ok(Status::Ok)
+}
+
+fn verify(args: &ConfigArgs) -> Result<Status> {
+    let config = load(args)?;
+    let options = options(args);
+    let files = config
+        .locate(&options)
+        .context("cannot find the model's files")?;
+    let checks: Vec<FileCheck> = files.iter().map(check_file).collect();
+    let failed = checks.iter().filter(|c| c.result.is_err()).count();
+    for check in &checks {
+        if let Err(problem) = &check.result {
+            let cause = std::error::Error::source(problem)
+                .map(|s| format!(": {s}"))
+                .unwrap_or_default();
+            output::stderr_line(&format!("error: {problem}{cause}"));
+        }
+    }
+    if failed == 0 {
+        // The files are the pinned ones: now what they say must fit the config.
+        config
+            .resolve(&options)
+            .context("the files verify, but the config does not fit them")?;
+    }
+    let text = if args.json {
+        json(&VerifyReport::new(&args.config, &checks))?
+    } else {
+        verify_table(&checks)
+    };
+    output::stdout(&text).context("cannot write to stdout")?;
+    if failed == 0 {
+        Ok(Status::Ok)
+    } else {
+        output::stderr_line(&format!(
+            "arabtag models verify: {failed} of {} files failed",
+            checks.len()
+        ));
+        Ok(Status::Errors)
+    }
+}
+
+fn json<T: Serialize>(value: &T) -> Result<String> {
+    let mut s = serde_json::to_string_pretty(value).context("cannot serialise to JSON")?;
+    s.push('\n');
+    Ok(s)
+}
+
+/// `models verify --json`.
+#[derive(Debug, Serialize)]
+struct VerifyReport {
+    config: String,
+    ok: bool,
+    files: Vec<FileReport>,
+}
+
+#[derive(Debug, Serialize)]
+struct FileReport {
+    role: String,
+    key: String,
+    path: String,
+    expected_sha256: Option<String>,
+    /// `ok`, `missing`, `unreadable`, `mismatch` or `unpinned`.
+    status: &'static str,
+    /// The file's sha256 when it could be read.
+    sha256: Option<String>,
+    bytes: Option<u64>,
+    problem: Option<String>,
+}
+
+impl VerifyReport {
+    fn new(config: &std::path::Path, checks: &[FileCheck]) -> Self {
+        let files: Vec<FileReport> = checks.iter().map(FileReport::new).collect();
+        Self {
+            config: std::path::absolute(config)
+                .unwrap_or_else(|_| config.to_owned())
+                .display()
+                .to_string(),
+            ok: files.iter().all(|f| f.status == "ok"),
+            files,
+        }
+    }
+}
+
+impl FileReport {
+    fn new(check: &FileCheck) -> Self {
+        let f = &check.file;
+        let (status, sha256, bytes, problem) = match &check.result {
+            Ok(d) => ("ok", Some(d.sha256.to_string()), Some(d.bytes), None),
+            Err(p) => {
+                let actual = match p {
+                    FileProblem::Mismatch { actual, .. } | FileProblem::Unpinned { actual, .. } => {
+                        Some(actual.to_string())
+                    }
+                    _ => None,
+                };
+                (p.kind(), actual, None, Some(p.to_string()))
+            }
+        };
+        Self {
+            role: f.role.to_string(),
+            key: f.key.clone(),
+            path: f.path.display().to_string(),
+            expected_sha256: f.sha256.map(|s| s.to_string()),
+            status,
+            sha256,
+            bytes,
+            problem,
+        }
+    }
+}
+
+/// One line a file: status, role, path, and the sha256 for a good one.
+fn verify_table(checks: &[FileCheck]) -> String {
+    let mut out = String::new();
+    for check in checks {
+        let (status, detail) = match &check.result {
+            Ok(d) => ("ok", format!("  sha256 {} ({} bytes)", d.sha256, d.bytes)),
+            Err(p) => (p.kind(), String::new()),
+        };
+        let _ = writeln!(
+            out,
+            "{status:<10} {:<11} {}{detail}",
+            check.file.role.to_string(),
+            check.file.path.display()
+        );
+    }
+    out
+}
+
+/// `models show` for a person.
+fn describe(m: &ResolvedModel) -> String {
+    let mut out = String::new();
+    let mut line = |key: &str, value: &str| {
+        let _ = writeln!(out, "{}", format!("{key:<13} {value}").trim_end());
+    };
+    line("config", &m.config_path.display().to_string());
+    if let Some(name) = &m.name {
+        line("name", name);
+    }
+    if let Some(description) = &m.description {
+        line("description", description);
+    }
+    line("source", &source(&m.source));
+    line(
+        "architecture",
+        &format!("{}, {} positions", m.architecture, m.max_positions),
+    );
+    let weights = match (m.weights_format, m.quantized) {
+        (WeightsFormat::E5Q4, true) => "e5 E5S1, matrices stay 4-bit (Q4_0)".to_owned(),
+        (WeightsFormat::E5Q4, false) => {
+            format!("e5 E5S1, dequantised to {}", m.dtype)
+        }
+        (WeightsFormat::Safetensors, _) => "safetensors".to_owned(),
+    };
+    line("weights", &format!("{weights}; dtype {}", m.dtype));
+    line("normalizer", &normalizer(&m.normalizer));
+    line("files", "");
+    for f in m.files.iter() {
+        out.push_str(&file(f));
+    }
+    match &m.ner {
+        Some(ner) => out.push_str(&describe_ner(ner)),
+        None => out.push_str(&format!("{:<13} none\n", "ner")),
+    }
+    match &m.stance {
+        Some(stance) => out.push_str(&describe_stance(stance)),
+        None => out.push_str(&format!("{:<13} none\n", "stance")),
+    }
+    out
+}
+
+fn source(s: &ResolvedSource) -> String {
+    match s {
+        ResolvedSource::Local { dir } => format!("local folder {}", dir.display()),
+        ResolvedSource::Hub {
+            repo,
+            revision,
+            cache,
+        } => format!(
+            "hub {repo} at revision {revision} (cache {})",
+            cache.display()
+        ),
+        ResolvedSource::E5 => "the e5 4-bit file".to_owned(),
+    }
+}
+
+fn file(f: &ModelFile) -> String {
+    let sha = f.sha256.map_or_else(
+        || format!("not pinned (add sha256 to {})", f.key),
+        |s| s.to_string(),
+    );
+    format!(
+        "  {:<11} {}\n  {:<11} sha256 {sha}\n",
+        f.role.to_string(),
+        f.path.display(),
+        ""
+    )
+}
+
+fn normalizer(n: &(impl Serialize + std::fmt::Debug)) -> String {
+    let Ok(serde_json::Value::Object(map)) = serde_json::to_value(n) else {
+        return format!("{n:?}");
+    };
+    let pick = |on: bool| -> Vec<&str> {
+        map.iter()
+            .filter(|(_, v)| v.as_bool() == Some(on))
+            .map(|(k, _)| k.as_str())
+            .collect()
+    };
+    let (on, off) = (pick(true), pick(false));
+    let mut s = if on.is_empty() {
+        "nothing".to_owned()
+    } else {
+        on.join(", ")
+    };
+    if !off.is_empty() {
+        s.push_str(&format!("; off: {}", off.join(", ")));
+    }
+    s
+}
+
+fn describe_ner(ner: &NerConfig) -> String {
+    let head = match &ner.head {
+        NerHead::Checkpoint => "the checkpoint's classifier".to_owned(),
+        NerHead::File(f) => format!("head file {}", f.path.display()),
+    };
+    let map: Vec<String> = ner.map.iter().map(|(k, v)| format!("{k} → {v}")).collect();
+    let mut map = map.join(", ");
+    let dropped = ner.dropped_types();
+    if !dropped.is_empty() {
+        map.push_str(&format!("; dropped: {}", dropped.join(", ")));
+    }
+    format!(
+        "{:<13} {head}; aggregation {}; windows of {} positions, stride {}\n  {:<11} {}\n  {:<11} {map}\n",
+        "ner",
+        ner.aggregation,
+        ner.window,
+        ner.stride,
+        "labels",
+        ner.labels.join(" "),
+        "map",
+    )
+}
+
+fn describe_stance(stance: &StanceConfig) -> String {
+    let mut out = String::new();
+    let header = match &stance.method {
+        StanceMethod::Head { head, labels } => {
+            let labels: Vec<&str> = labels.iter().map(|l| l.as_str()).collect();
+            format!(
+                "head file {} (outputs: {})",
+                head.path.display(),
+                labels.join(", ")
+            )
+        }
+        StanceMethod::Prototypes { prefix, .. } => {
+            format!("prototypes, prefix {prefix:?}")
+        }
+        StanceMethod::Nli {
+            hypothesis_template,
+            entailment_label,
+            ..
+        } => format!(
+            "nli, hypothesis {hypothesis_template:?}, entailment label {entailment_label:?}"
+        ),
+    };
+    let _ = writeln!(out, "{:<13} {header}", "stance");
+    for (label, threshold) in &stance.thresholds {
+        let detail = match &stance.method {
+            StanceMethod::Prototypes { prototypes, .. } => prototypes
+                .get(label)
+                .map(|p| {
+                    format!(
+                        "; {} Arabic, {} English descriptions",
+                        p.ar.len(),
+                        p.en.len()
+                    )
+                })
+                .unwrap_or_default(),
+            StanceMethod::Nli {
+                candidate_labels, ..
+            } => candidate_labels
+                .get(label)
+                .map(|t| format!("; {t:?}"))
+                .unwrap_or_default(),
+            StanceMethod::Head { .. } => String::new(),
+        };
+        let _ = writeln!(
+            out,
+            "  {:<11} threshold {threshold}{detail}",
+            label.as_str()
+        );
+    }
+    out
+}
