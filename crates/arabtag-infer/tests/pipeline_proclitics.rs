@@ -7,6 +7,8 @@
 //! Needs `models/e5-small/tokenizer.json` (`make models`); skipped with a
 //! note when it is missing, unless `ARABTAG_REQUIRE_MODELS=1`.
 
+#![allow(clippy::unwrap_used)]
+
 use std::collections::HashMap;
 use std::path::PathBuf;
 
