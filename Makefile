@@ -1,7 +1,6 @@
 # arabtag: the two README commands, and the setup step they share.
 CARGO ?= cargo
 PYTHON ?= python3
-MODEL_FILES := models/e5-small/e5-small-q4.bin models/e5-small/tokenizer.json
 
 .PHONY: models check-models seeds-eval test lint
 
@@ -12,9 +11,11 @@ models:
 check-models:
 	$(PYTHON) models/fetch.py --check
 
-## The main job: score the seed gold (tagging joins in when inference lands).
+## The main job: tag the seed articles with models/default.toml and print the eval table.
 seeds-eval: models
-	$(CARGO) run --release -q -p arabtag -- eval --gold seeds/gold.jsonl --pred seeds/gold.jsonl --docs seeds
+	$(CARGO) build --release -q -p arabtag
+	target/release/arabtag tag --model models/default.toml seeds --output target/seeds.pred.jsonl
+	target/release/arabtag eval --gold seeds/gold.jsonl --pred target/seeds.pred.jsonl --docs seeds --report target/seeds.report.json
 
 ## The tests, with the real model files required (not skipped).
 test: models

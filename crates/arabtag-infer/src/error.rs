@@ -40,20 +40,6 @@ pub enum InferError {
         path: PathBuf,
         problems: Vec<crate::config::ConfigProblem>,
     },
-    /// A checkpoint's `config.json` without `model_type`.
-    #[error(
-        "{}: no `model_type`, so the architecture is unknown (supported: {})",
-        path.display(),
-        crate::config::Architecture::MODEL_TYPES.join(", ")
-    )]
-    ConfigNoModelType { path: PathBuf },
-    /// A checkpoint whose architecture is not implemented.
-    #[error(
-        "{}: model_type `{model_type}` is not supported (supported: {}); choose a checkpoint of one of these",
-        path.display(),
-        crate::config::Architecture::MODEL_TYPES.join(", ")
-    )]
-    ConfigArchitecture { path: PathBuf, model_type: String },
     /// A `[source.e5]` weights file whose header is not an `E5S1` header.
     #[error("{}: not an e5 `E5S1` weights file: {problem}", path.display())]
     ConfigE5Header {
@@ -105,14 +91,24 @@ pub enum InferError {
         #[source]
         source: Box<InferError>,
     },
-    /// `config.json` names no `model_type`.
-    #[error("{}: no `model_type` (one of {supported:?} is needed)", path.display())]
+    /// A checkpoint's `config.json` names no `model_type` (the model
+    /// config's resolution and the loader both say so).
+    #[error(
+        "{}: no `model_type`, so the architecture is unknown (supported: {})",
+        path.display(),
+        supported.join(", ")
+    )]
     MissingModelType {
         path: PathBuf,
         supported: &'static [&'static str],
     },
-    /// `config.json` names an architecture we do not implement.
-    #[error("{}: unsupported model_type `{model_type}` (supported: {supported:?})", path.display())]
+    /// A checkpoint's `config.json` names an architecture we do not
+    /// implement.
+    #[error(
+        "{}: model_type `{model_type}` is not supported (supported: {}); choose a checkpoint of one of these",
+        path.display(),
+        supported.join(", ")
+    )]
     UnsupportedModel {
         path: PathBuf,
         model_type: String,
@@ -240,4 +236,14 @@ pub enum InferError {
     /// A score or threshold that is NaN or infinite.
     #[error("{what} {index} is not a finite number")]
     NonFinite { what: &'static str, index: usize },
+    // -- tagger (tagger.rs) -----------------------------------------------
+    /// A config whose parts do not fit together at load time.
+    #[error("cannot set the model up: {what}")]
+    TaggerSetup { what: &'static str },
+    /// The tokenizer could not encode a premise/hypothesis pair.
+    #[error("cannot encode a premise and hypothesis pair")]
+    NliEncode {
+        #[source]
+        source: tokenizers::Error,
+    },
 }

@@ -14,5 +14,7 @@ pub mod config;
 pub mod error;
 pub mod models;
 pub mod pipeline;
+pub mod tagger;
 
 pub use error::InferError;
+pub use tagger::{TagOptions, Tagger};

@@ -9,8 +9,8 @@ mod common;
 
 use arabtag_infer::InferError;
 use arabtag_infer::models::{
-    BertConfig, BertModel, Encoder, HeadChoice, HfConfig, HubOptions, Linear, load_hub,
-    sentence_embeddings,
+    BertConfig, BertModel, Encoder, HeadChoice, HfConfig, HfConfigHeader, HubOptions, Linear,
+    load_hub, sentence_embeddings,
 };
 use candle_core::quantized::GgmlDType;
 use candle_core::{DType, Device, Module, Tensor};
@@ -176,6 +176,24 @@ fn deberta_v2_runs_and_refuses_what_candle_cannot_run() {
     let err = load_hub(&config, &weights, &HubOptions::default()).unwrap_err();
     let chain = format!("{err}: {}", std::error::Error::source(&err).unwrap());
     assert!(chain.contains("conv_kernel_size"), "{chain}");
+}
+
+#[test]
+fn config_json_positions_are_the_encoders() {
+    for arch in [Arch::Bert, Arch::XlmRoberta, Arch::DebertaV2] {
+        let dir = tempfile::tempdir().unwrap();
+        let (config, weights) = Tiny::new(arch, Head::None).write(dir.path());
+        let model = load_hub(&config, &weights, &HubOptions::default()).unwrap();
+        let header = HfConfigHeader::from_file(&config).unwrap();
+        assert_eq!(header.architecture, model.config.architecture(), "{arch:?}");
+        // 32 usable positions each (XLM-R: 34 rows, padding id 1)
+        assert_eq!(
+            (model.config.max_positions(), header.max_positions()),
+            (32, 32),
+            "{arch:?}"
+        );
+        assert_eq!(model.encoder.max_positions(), 32, "{arch:?}");
+    }
 }
 
 #[test]

@@ -346,6 +346,11 @@ impl<W: Write> JsonlWriter<W> {
     pub fn into_inner(self) -> W {
         self.out
     }
+
+    /// The underlying writer, for output that is not a record.
+    pub fn get_mut(&mut self) -> &mut W {
+        &mut self.out
+    }
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 //! to an exit code: 0 ok, 1 a score regression (when reproducing), 2 errors.
 
 mod cmd;
+mod inputs;
 mod output;
 
 use std::process::ExitCode;
@@ -25,6 +26,9 @@ enum Command {
     /// Show or verify a model config (the TOML that picks the transformer):
     /// its files with their sha256, the architecture, the tasks.
     Models(cmd::models::ModelsArgs),
+    /// Tag documents with the model a config names: entities and segment
+    /// stance as JSONL records (or CoNLL), one per document, in input order.
+    Tag(cmd::tag::TagArgs),
 }
 
 fn main() -> ExitCode {
@@ -32,6 +36,7 @@ fn main() -> ExitCode {
     let outcome = match &cli.command {
         Command::Eval(args) => cmd::eval::run(args),
         Command::Models(args) => cmd::models::run(args),
+        Command::Tag(args) => cmd::tag::run(args),
     };
     match outcome {
         Ok(status) => status.exit_code(),

@@ -97,9 +97,13 @@ use crate::InferError;
 pub use hub::{HubMiss, hub_cache_dir, offline_from_env};
 pub use resolve::{FileRole, ModelFile, ModelFiles, ResolveOptions, ResolvedModel, ResolvedSource};
 pub use types::{
-    Aggregation, Architecture, DType, EntityType, InvalidRevision, InvalidSha256, Revision, Sha256,
-    StanceLabel, WeightsFormat,
+    DType, EntityType, InvalidRevision, InvalidSha256, Revision, Sha256, StanceLabel, WeightsFormat,
 };
+
+/// The architecture a resolved model has: the models' own type.
+pub use crate::models::Architecture;
+/// `ner.aggregation`: the pipeline's own type.
+pub use crate::pipeline::Aggregation;
 pub use verify::{FileCheck, FileDigest, FileProblem, VerifiedFile, VerifiedModel, check_file};
 
 /// The `schema_version` this crate reads.

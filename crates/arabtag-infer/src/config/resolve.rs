@@ -2,13 +2,12 @@
 //! the architecture, and the checks that need the checkpoint's own
 //! `config.json` (or the e5 file's header).
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use arabtag_tokenizer::NormalizerConfig;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use super::hub;
 use super::{
@@ -16,6 +15,7 @@ use super::{
     Revision, Sha256, Source, StanceConfig, StanceMethod, WeightsFormat,
 };
 use crate::InferError;
+use crate::models::{HfConfigHeader, LabelProblem};
 
 /// How [`ModelConfig::resolve`] reaches the Hugging Face hub.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -156,20 +156,6 @@ impl ModelFiles {
     }
 }
 
-/// The part of a checkpoint's `config.json` the config checks.
-#[derive(Deserialize)]
-struct CheckpointJson {
-    model_type: Option<String>,
-    max_position_embeddings: Option<usize>,
-    pad_token_id: Option<i64>,
-    id2label: Option<BTreeMap<String, String>>,
-}
-
-/// `max_position_embeddings` when `config.json` omits it (the transformers
-/// default of all three architectures).
-const DEFAULT_MAX_POSITION_EMBEDDINGS: usize = 512;
-/// `pad_token_id` of XLM-R when `config.json` omits it.
-const XLMR_DEFAULT_PAD_TOKEN_ID: i64 = 1;
 /// Bytes of the `E5S1` header up to and including the max positions field:
 /// magic, version, then hidden, layers, heads, ffn, vocab, max positions.
 const E5_HEADER_LEN: usize = 32;
@@ -294,22 +280,28 @@ impl ModelConfig {
             path: self.path.clone(),
             source,
         })?;
-        let (source, architecture, max_positions, checkpoint_labels, weights_format, quantized) =
+        let (source, architecture, max_positions, labels, weights_format, quantized) =
             match &located {
                 Located::E5 {
                     weights, quantized, ..
                 } => {
                     let max = e5_max_positions(&weights.path)?;
                     let (arch, format) = (Architecture::Bert, WeightsFormat::E5Q4);
-                    (ResolvedSource::E5, arch, max, None, format, *quantized)
+                    (ResolvedSource::E5, arch, max, Ok(None), format, *quantized)
                 }
                 Located::Checkpoint { config, source, .. } => {
-                    let (arch, max, labels) = read_checkpoint_json(&config.path)?;
+                    let header = HfConfigHeader::from_file(&config.path)?;
+                    // As the loader reads them; an empty id2label is none.
+                    // Inconsistent labels fail only a config that uses them.
+                    let labels = header.task.ordered_labels();
+                    let labels = labels.map(|l| l.filter(|l| !l.is_empty()));
                     let format = WeightsFormat::Safetensors;
+                    let (arch, max) = (header.architecture, header.max_positions());
                     (source.clone(), arch, max, labels, format, false)
                 }
             };
-        let problems = self.check_against_checkpoint(max_positions, checkpoint_labels.as_deref());
+        let problems =
+            self.check_against_checkpoint(max_positions, labels.as_ref().map(|l| l.as_deref()));
         if !problems.is_empty() {
             return Err(InferError::ConfigInvalid {
                 path: self.path.clone(),
@@ -326,7 +318,7 @@ impl ModelConfig {
             weights_format,
             quantized,
             dtype: self.dtype,
-            checkpoint_labels,
+            checkpoint_labels: labels.ok().flatten(),
             files: located.into_files(self),
             normalizer: self.normalizer,
             ner: self.ner.clone(),
@@ -334,10 +326,12 @@ impl ModelConfig {
         })
     }
 
+    /// The problems of the config against the checkpoint's positions and
+    /// labels (`Err`: its `id2label` is there but invalid).
     fn check_against_checkpoint(
         &self,
         max_positions: usize,
-        labels: Option<&[String]>,
+        labels: Result<Option<&[String]>, &LabelProblem>,
     ) -> Vec<ConfigProblem> {
         let mut problems = Vec::new();
         let what = match self.source {
@@ -357,14 +351,22 @@ impl ModelConfig {
             }
             if ner.head == NerHead::Checkpoint {
                 match labels {
-                    None => problems.push(ConfigProblem {
+                    Err(problem) => problems.push(ConfigProblem {
+                        key: "ner.head".into(),
+                        message: format!(
+                            "ner.head: the checkpoint's token classifier cannot be used, as \
+                             config.json's labels are invalid ({problem}); fix config.json, or \
+                             give ner.head = {{ path = \"…\", sha256 = \"…\" }}"
+                        ),
+                    }),
+                    Ok(None) => problems.push(ConfigProblem {
                         key: "ner.head".into(),
                         message: "ner.head: config.json has no id2label, so the checkpoint has \
                                   no token classifier; give ner.head = { path = \"…\", \
                                   sha256 = \"…\" }"
                             .into(),
                     }),
-                    Some(labels) if labels != ner.labels.as_slice() => {
+                    Ok(Some(labels)) if labels != ner.labels.as_slice() => {
                         problems.push(ConfigProblem {
                             key: "ner.labels".into(),
                             message: format!(
@@ -374,7 +376,7 @@ impl ModelConfig {
                             ),
                         });
                     }
-                    Some(_) => {}
+                    Ok(Some(_)) => {}
                 }
             }
         }
@@ -386,14 +388,22 @@ impl ModelConfig {
         }) = &self.stance
         {
             match labels {
-                None => problems.push(ConfigProblem {
+                Err(problem) => problems.push(ConfigProblem {
+                    key: "stance.method".into(),
+                    message: format!(
+                        "stance.method = \"nli\": config.json's labels are invalid \
+                         ({problem}), so the entailment label cannot be found; fix \
+                         config.json, or choose another NLI (XNLI, MNLI) checkpoint"
+                    ),
+                }),
+                Ok(None) => problems.push(ConfigProblem {
                     key: "stance.method".into(),
                     message: "stance.method = \"nli\": config.json has no id2label, so the \
                               checkpoint is no NLI classifier; choose an NLI (XNLI, MNLI) \
                               checkpoint"
                         .into(),
                 }),
-                Some(labels) if !labels.contains(entailment_label) => {
+                Ok(Some(labels)) if !labels.contains(entailment_label) => {
                     problems.push(ConfigProblem {
                         key: "stance.entailment_label".into(),
                         message: format!(
@@ -403,7 +413,7 @@ impl ModelConfig {
                         ),
                     });
                 }
-                Some(_) => {}
+                Ok(Some(_)) => {}
             }
         }
         problems
@@ -417,55 +427,6 @@ fn model_file(role: FileRole, key: &str, file: &FileRef) -> ModelFile {
         path: file.path.clone(),
         sha256: file.sha256,
     }
-}
-
-/// The architecture, usable positions and `id2label` of a `config.json`.
-fn read_checkpoint_json(
-    path: &Path,
-) -> Result<(Architecture, usize, Option<Vec<String>>), InferError> {
-    let text = std::fs::read_to_string(path).map_err(|source| InferError::Read {
-        path: path.to_owned(),
-        source,
-    })?;
-    let json: CheckpointJson = serde_json::from_str(&text).map_err(|source| InferError::Json {
-        path: path.to_owned(),
-        source,
-    })?;
-    let model_type = json
-        .model_type
-        .ok_or_else(|| InferError::ConfigNoModelType {
-            path: path.to_owned(),
-        })?;
-    let architecture = Architecture::from_model_type(&model_type).ok_or_else(|| {
-        InferError::ConfigArchitecture {
-            path: path.to_owned(),
-            model_type: model_type.clone(),
-        }
-    })?;
-    let embeddings = json
-        .max_position_embeddings
-        .unwrap_or(DEFAULT_MAX_POSITION_EMBEDDINGS);
-    let max_positions = match architecture {
-        // RoBERTa positions start after the padding id: ids 0..=pad are unused.
-        Architecture::XlmRoberta => {
-            let pad = json.pad_token_id.unwrap_or(XLMR_DEFAULT_PAD_TOKEN_ID);
-            let unused = usize::try_from(pad.saturating_add(1)).unwrap_or(0);
-            embeddings.saturating_sub(unused)
-        }
-        Architecture::Bert | Architecture::DebertaV2 => embeddings,
-    };
-    Ok((architecture, max_positions, id2label(json.id2label)))
-}
-
-/// `id2label` as a list in id order, when its ids are exactly `0..n`.
-fn id2label(map: Option<BTreeMap<String, String>>) -> Option<Vec<String>> {
-    let map = map?;
-    let mut by_id: BTreeMap<usize, String> = BTreeMap::new();
-    for (id, label) in map {
-        by_id.insert(id.parse().ok()?, label);
-    }
-    let contiguous = by_id.keys().enumerate().all(|(i, id)| i == *id);
-    (contiguous && !by_id.is_empty()).then(|| by_id.into_values().collect())
 }
 
 /// The max positions field of an `E5S1` header (`models/README.md`): the
@@ -502,35 +463,4 @@ fn e5_max_positions(path: &Path) -> Result<usize, InferError> {
         .ok()
         .filter(|m| *m > 0)
         .ok_or_else(|| bad("its max positions field is not positive"))
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-
-    use super::*;
-
-    #[test]
-    fn id2label_needs_contiguous_ids() {
-        let map = |pairs: &[(&str, &str)]| {
-            Some(
-                pairs
-                    .iter()
-                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                    .collect(),
-            )
-        };
-        assert_eq!(
-            id2label(map(&[("1", "B"), ("0", "A"), ("10", "K")])),
-            None,
-            "a gap"
-        );
-        let labels: Vec<(String, &str)> = (0..11).map(|i| (i.to_string(), "x")).collect();
-        let pairs: Vec<(&str, &str)> = labels.iter().map(|(k, v)| (k.as_str(), *v)).collect();
-        assert_eq!(id2label(map(&pairs)).unwrap().len(), 11, "numeric order");
-        assert_eq!(
-            id2label(map(&[("1", "B"), ("0", "A")])),
-            Some(vec!["A".to_owned(), "B".to_owned()])
-        );
-    }
 }

@@ -1,5 +1,7 @@
 //! The small typed values of a model config: digests, revisions, and the
-//! enums its keys take.
+//! enums its keys take (`ner.aggregation` takes the pipeline's
+//! [`Aggregation`](crate::pipeline::Aggregation); the architecture is the
+//! models' [`Architecture`](crate::models::Architecture)).
 
 use std::fmt;
 use std::str::FromStr;
@@ -42,49 +44,6 @@ impl From<DType> for candle_core::DType {
     }
 }
 
-/// The encoder architecture, from `config.json`'s `model_type` (the e5 file
-/// is always BERT).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Architecture {
-    /// `bert`; multilingual-e5 is one.
-    Bert,
-    /// `xlm-roberta`.
-    XlmRoberta,
-    /// `deberta-v2` (DeBERTa-v2 and v3, mDeBERTa).
-    DebertaV2,
-}
-
-impl Architecture {
-    /// Every supported `model_type`, in the order messages list them.
-    pub const MODEL_TYPES: [&'static str; 3] = ["bert", "xlm-roberta", "deberta-v2"];
-
-    /// The architecture of a `config.json` `model_type`, if supported.
-    pub fn from_model_type(model_type: &str) -> Option<Self> {
-        match model_type {
-            "bert" => Some(Architecture::Bert),
-            "xlm-roberta" => Some(Architecture::XlmRoberta),
-            "deberta-v2" => Some(Architecture::DebertaV2),
-            _ => None,
-        }
-    }
-
-    /// The `model_type` that names it.
-    pub fn model_type(self) -> &'static str {
-        match self {
-            Architecture::Bert => "bert",
-            Architecture::XlmRoberta => "xlm-roberta",
-            Architecture::DebertaV2 => "deberta-v2",
-        }
-    }
-}
-
-impl fmt::Display for Architecture {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.model_type())
-    }
-}
-
 /// How the weights are stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -94,35 +53,6 @@ pub enum WeightsFormat {
     /// The `E5S1` file of multilingual-e5-small with 4-bit (Q4_0) matrices
     /// (`models/README.md`).
     E5Q4,
-}
-
-/// How subword scores become one score per word (`ner.aggregation`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Aggregation {
-    /// The word's first subword decides.
-    First,
-    /// The subword with the highest score decides.
-    Max,
-    /// Scores are averaged over the word's subwords.
-    Average,
-}
-
-impl Aggregation {
-    /// The TOML spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Aggregation::First => "first",
-            Aggregation::Max => "max",
-            Aggregation::Average => "average",
-        }
-    }
-}
-
-impl fmt::Display for Aggregation {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
 }
 
 /// An entity type of the guideline (`ANNOTATION.md`).

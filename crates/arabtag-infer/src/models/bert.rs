@@ -13,7 +13,7 @@ use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::{Activation, LayerNorm, VarBuilder};
 use serde::Deserialize;
 
-use super::hf_config::TaskConfig;
+use super::hf_config::{DEFAULT_MAX_POSITION_EMBEDDINGS, TaskConfig};
 use super::layers::{Embedding, Linear, attention_bias, check_inputs};
 use super::{Encoder, base_model};
 use crate::InferError;
@@ -63,7 +63,8 @@ impl BertConfig {
 
     /// Rows of the position table.
     pub fn max_position_embeddings(&self) -> usize {
-        self.max_position_embeddings.unwrap_or(512)
+        self.max_position_embeddings
+            .unwrap_or(DEFAULT_MAX_POSITION_EMBEDDINGS)
     }
 
     /// LayerNorm epsilon.
@@ -111,6 +112,21 @@ pub enum Positions {
         /// The padding id.
         padding_idx: u32,
     },
+}
+
+impl Positions {
+    /// Positions one window may hold with a table of `rows` position
+    /// embeddings: every row for absolute positions; for RoBERTa's, the rows
+    /// after the padding id (ids `0..=padding_idx` are never used).
+    pub fn usable(self, rows: usize) -> usize {
+        match self {
+            Positions::Absolute => rows,
+            Positions::FromMask { padding_idx } => {
+                let reserved = usize::try_from(padding_idx).map_or(usize::MAX, |p| p + 1);
+                rows.saturating_sub(reserved)
+            }
+        }
+    }
 }
 
 /// Sizes of a BERT encoder.
@@ -288,20 +304,18 @@ impl BertModel {
         dtype: DType,
         device: &Device,
     ) -> Result<Self, InferError> {
-        if let Positions::FromMask { padding_idx } = positions {
-            let first_free = usize::try_from(padding_idx)
-                .ok()
-                .and_then(|p| p.checked_add(1));
-            if first_free.is_none_or(|p| p >= dims.max_position_embeddings) {
-                return Err(InferError::UnsupportedConfig {
-                    model: "xlm-roberta",
-                    field: "pad_token_id",
-                    value: format!(
-                        "{padding_idx} (max_position_embeddings {})",
-                        dims.max_position_embeddings
-                    ),
-                });
-            }
+        // RoBERTa positions that leave no row for a real token.
+        if let Positions::FromMask { padding_idx } = positions
+            && positions.usable(dims.max_position_embeddings) == 0
+        {
+            return Err(InferError::UnsupportedConfig {
+                model: "xlm-roberta",
+                field: "pad_token_id",
+                value: format!(
+                    "{padding_idx} (max_position_embeddings {})",
+                    dims.max_position_embeddings
+                ),
+            });
         }
         Ok(Self {
             embeddings,
@@ -409,12 +423,6 @@ impl Encoder for BertModel {
     }
 
     fn max_positions(&self) -> usize {
-        match self.positions {
-            Positions::Absolute => self.dims.max_position_embeddings,
-            Positions::FromMask { padding_idx } => {
-                let reserved = usize::try_from(padding_idx).map_or(usize::MAX, |p| p + 1);
-                self.dims.max_position_embeddings.saturating_sub(reserved)
-            }
-        }
+        self.positions.usable(self.dims.max_position_embeddings)
     }
 }

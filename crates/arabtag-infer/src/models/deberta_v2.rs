@@ -11,7 +11,7 @@ use candle_nn::VarBuilder;
 use candle_transformers::models::debertav2 as upstream;
 use serde::Deserialize;
 
-use super::hf_config::TaskConfig;
+use super::hf_config::{DEFAULT_MAX_POSITION_EMBEDDINGS, TaskConfig};
 use super::layers::check_inputs;
 use super::{Encoder, base_model};
 use crate::InferError;
@@ -108,7 +108,8 @@ pub struct DebertaV2Config {
 impl DebertaV2Config {
     /// Rows of the absolute position table (also the longest window).
     pub fn max_position_embeddings(&self) -> usize {
-        self.max_position_embeddings.unwrap_or(512)
+        self.max_position_embeddings
+            .unwrap_or(DEFAULT_MAX_POSITION_EMBEDDINGS)
     }
 
     /// Width of the pooler.

@@ -34,7 +34,10 @@ pub use heads::{
     BertSequenceClassifier, Classifier, DebertaV2SequenceClassifier, PooledClassifier, Pooling,
     SequenceHead, TokenClassifier, TokenHead, XlmRobertaSequenceClassifier, ensure_labels,
 };
-pub use hf_config::{HeadKind, HfConfig, LabelProblem, SUPPORTED_MODEL_TYPES, TaskConfig};
+pub use hf_config::{
+    Architecture, DEFAULT_MAX_POSITION_EMBEDDINGS, HeadKind, HfConfig, HfConfigHeader,
+    LabelProblem, SUPPORTED_MODEL_TYPES, TaskConfig,
+};
 pub use hub::{HeadChoice, HubModel, HubOptions, load_hub};
 pub use layers::{Embedding, Linear};
 pub use xlm_roberta::{XlmRobertaConfig, XlmRobertaModel};

@@ -21,6 +21,16 @@ pub type XlmRobertaConfig = BertConfig;
 /// The padding id when `config.json` names none.
 pub const DEFAULT_PAD_TOKEN_ID: u32 = 1;
 
+/// XLM-R's position ids for a `config.json` `pad_token_id` (`None` when
+/// missing: [`DEFAULT_PAD_TOKEN_ID`]): counted from the padding id + 1, so
+/// the table's first `pad_token_id + 1` rows are never used
+/// ([`Positions::usable`]).
+pub fn positions(pad_token_id: Option<u32>) -> Positions {
+    Positions::FromMask {
+        padding_idx: pad_token_id.unwrap_or(DEFAULT_PAD_TOKEN_ID),
+    }
+}
+
 /// An XLM-RoBERTa encoder.
 #[derive(Debug, Clone)]
 pub struct XlmRobertaModel {
@@ -30,13 +40,8 @@ pub struct XlmRobertaModel {
 impl XlmRobertaModel {
     /// Loads an XLM-R checkpoint; `roberta.` is found by itself.
     pub fn load(vb: VarBuilder, cfg: &XlmRobertaConfig) -> Result<Self, InferError> {
-        let padding_idx = cfg.pad_token_id.unwrap_or(DEFAULT_PAD_TOKEN_ID);
-        let inner = BertModel::load_with_positions(
-            vb,
-            cfg,
-            Positions::FromMask { padding_idx },
-            "xlm-roberta",
-        )?;
+        let inner =
+            BertModel::load_with_positions(vb, cfg, positions(cfg.pad_token_id), "xlm-roberta")?;
         Ok(Self { inner })
     }
 

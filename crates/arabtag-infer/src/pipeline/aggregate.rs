@@ -13,13 +13,16 @@
 //! no word carry no text and are skipped. A word no token reaches (a word of
 //! removed marks only, such as a lone tatweel) gets `None`.
 
+use std::fmt;
+
 use arabtag_tokenizer::Token;
 use serde::{Deserialize, Serialize};
 
 use crate::InferError;
 
-/// How a word's score vector is made from its subwords'.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+/// How a word's score vector is made from its subwords' (also the model
+/// config's `ner.aggregation`, spelled `first`, `max` or `average`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Aggregation {
     /// The first subword's scores (the default: token-classification models
@@ -30,6 +33,23 @@ pub enum Aggregation {
     Max,
     /// The mean of the subwords' scores.
     Average,
+}
+
+impl Aggregation {
+    /// The lower-case name, as the model config spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Aggregation::First => "first",
+            Aggregation::Max => "max",
+            Aggregation::Average => "average",
+        }
+    }
+}
+
+impl fmt::Display for Aggregation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// Softmax of one logit row, computed stably (the maximum subtracted) in

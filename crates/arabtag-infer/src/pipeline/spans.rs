@@ -88,12 +88,12 @@ pub struct Proclitics<'a> {
     /// Evidence (b) and the veto: the log-probability of `▁` + a form as a
     /// whole-word piece of the model's vocabulary (the SentencePiece unigram
     /// score), `None` when it is no piece. `None` here: neither is used.
-    pub vocabulary: Option<&'a VocabularyScore>,
+    pub vocabulary: Option<&'a VocabularyScore<'a>>,
 }
 
 /// The unigram log-probability of `▁` + a form as a whole-word vocabulary
 /// piece, `None` when it is no piece.
-pub type VocabularyScore = dyn Fn(&str) -> Option<f64> + Send + Sync;
+pub type VocabularyScore<'a> = dyn Fn(&str) -> Option<f64> + Send + Sync + 'a;
 
 impl Default for Proclitics<'_> {
     /// Every evidence but the vocabulary, which the caller supplies.

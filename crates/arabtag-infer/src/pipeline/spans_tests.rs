@@ -55,7 +55,7 @@ fn e5_like(form: &str) -> Option<f64> {
 const DOC: &str = "قال بوتين في باكو إن روسيا وأرمينيا وأذربيجان؛ أرمينيا وموسكو. \
     واشنطن فلاديمير لبنان كوريا والقاهرة بالعاصمة.";
 
-fn strip(word: &str, vocab: Option<&VocabularyScore>, doc: &str) -> Option<(usize, Evidence)> {
+fn strip(word: &str, vocab: Option<&VocabularyScore<'_>>, doc: &str) -> Option<(usize, Evidence)> {
     let rule = Proclitics {
         vocabulary: vocab,
         ..Proclitics::default()
@@ -66,7 +66,7 @@ fn strip(word: &str, vocab: Option<&VocabularyScore>, doc: &str) -> Option<(usiz
 
 #[test]
 fn the_guideline_examples_lose_their_proclitic() {
-    let v: &VocabularyScore = &e5_like;
+    let v: &VocabularyScore<'_> = &e5_like;
     // (a) the article.
     assert_eq!(strip("والقاهرة", None, ""), Some((1, Evidence::Article)));
     assert_eq!(strip("بالعاصمة", None, ""), Some((1, Evidence::Article)));
@@ -89,7 +89,7 @@ fn the_guideline_examples_lose_their_proclitic() {
     );
     assert_eq!(strip("وأرمينيا", None, ""), None, "no evidence, no strip");
     assert_eq!(strip("لروسيا", None, DOC), Some((1, Evidence::Document)));
-    let only: &VocabularyScore = &|f: &str| (f == "أرمينيا").then_some(-10.0);
+    let only: &VocabularyScore<'_> = &|f: &str| (f == "أرمينيا").then_some(-10.0);
     assert_eq!(
         strip("وأرمينيا", Some(only), ""),
         Some((1, Evidence::Vocabulary))
@@ -98,7 +98,7 @@ fn the_guideline_examples_lose_their_proclitic() {
 
 #[test]
 fn names_that_begin_with_a_clitic_letter_keep_it() {
-    let v: &VocabularyScore = &e5_like;
+    let v: &VocabularyScore<'_> = &e5_like;
     for name in [
         "واشنطن",
         "فلاديمير",
@@ -114,14 +114,14 @@ fn names_that_begin_with_a_clitic_letter_keep_it() {
         }
     }
     // A short remainder is no vocabulary evidence: e5 has ▁وتن.
-    let vtn: &VocabularyScore = &|f: &str| (f == "وتن").then_some(-10.0);
+    let vtn: &VocabularyScore<'_> = &|f: &str| (f == "وتن").then_some(-10.0);
     assert_eq!(strip("بوتن", Some(vtn), ""), None);
     // The document evidence has no such floor (a text with وتن alone).
     assert_eq!(strip("بوتن", None, "وتن"), Some((1, Evidence::Document)));
     // س (the future marker) never goes before the article.
     assert_eq!(strip("سالزبورغ", None, ""), None);
     // The veto: the vocabulary knows the whole word and not the remainder.
-    let knows: &VocabularyScore = &|f: &str| (f == "كالينينغراد").then_some(-10.0);
+    let knows: &VocabularyScore<'_> = &|f: &str| (f == "كالينينغراد").then_some(-10.0);
     assert_eq!(strip("كالينينغراد", None, ""), Some((1, Evidence::Article)));
     assert_eq!(strip("كالينينغراد", Some(knows), ""), None);
     // The remainder must keep two letters.
@@ -143,7 +143,7 @@ fn marks_tatweel_ligatures_and_glued_punctuation() {
     // The fatha on the clitic goes with it.
     assert_eq!(strip("وَالقاهرة", None, ""), Some((2, Evidence::Article)));
     // The tatweel after ب belongs to ب.
-    let v: &VocabularyScore = &e5_like;
+    let v: &VocabularyScore<'_> = &e5_like;
     assert_eq!(
         strip("بـموسكو", Some(v), ""),
         Some((2, Evidence::Vocabulary))
@@ -203,7 +203,7 @@ fn document_forms_are_trimmed_and_normalised() {
 
 #[test]
 fn a_clitic_form_the_vocabulary_learnt_is_stripped_only_when_far_rarer() {
-    let rarer: &VocabularyScore = &|f: &str| match f {
+    let rarer: &VocabularyScore<'_> = &|f: &str| match f {
         "وكندا" => Some(-15.0),
         "كندا" => Some(-10.0),
         _ => None,
@@ -219,7 +219,7 @@ fn a_clitic_form_the_vocabulary_learnt_is_stripped_only_when_far_rarer() {
         proclitic("وكندا", &rule(rarer), &n, &alone),
         Some((1, Evidence::Vocabulary))
     );
-    let close: &VocabularyScore = &|f: &str| match f {
+    let close: &VocabularyScore<'_> = &|f: &str| match f {
         "وكندا" => Some(-11.0),
         "كندا" => Some(-10.0),
         _ => None,

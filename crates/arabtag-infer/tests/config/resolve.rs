@@ -118,7 +118,7 @@ fn an_unsupported_architecture_is_refused_by_name() {
         .resolve(&no_hub())
         .unwrap_err();
     assert!(
-        matches!(&err, InferError::ConfigArchitecture { model_type, .. } if model_type == "roberta"),
+        matches!(&err, InferError::UnsupportedModel { model_type, .. } if model_type == "roberta"),
         "{err:?}"
     );
     assert!(
@@ -132,7 +132,7 @@ fn an_unsupported_architecture_is_refused_by_name() {
     let config = ModelConfig::from_file(&dir.path().join("model.toml")).unwrap();
     let err = config.resolve(&no_hub()).unwrap_err();
     assert!(
-        matches!(err, InferError::ConfigNoModelType { .. }),
+        matches!(err, InferError::MissingModelType { .. }),
         "{err:?}"
     );
     write(dir.path(), "ckpt/config.json", "{\"model_type\": ");
@@ -184,6 +184,39 @@ fn a_checkpoint_head_must_have_the_configs_labels() {
         model.files.ner_head.as_ref().unwrap().path,
         dir.path().join("ner-head.safetensors")
     );
+}
+
+#[test]
+fn inconsistent_checkpoint_labels_fail_only_a_config_that_uses_them() {
+    // label2id is not id2label's inverse: the loader refuses these labels
+    let json = r#"{"model_type": "bert", "id2label": {"0": "O", "1": "B-PER"},
+                   "label2id": {"O": 1, "B-PER": 0}}"#;
+    let dir = tempfile::tempdir().unwrap();
+    let config = local_model(dir.path(), "bert", 512, "");
+    write(dir.path(), "ckpt/config.json", json);
+    let p = resolve_problems(&config);
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert_eq!(p[0].key, "ner.head");
+    assert!(
+        p[0].message
+            .starts_with("ner.head: the checkpoint's token classifier cannot be used, as config.json's labels are invalid (label2id ")
+            && p[0]
+                .message
+                .ends_with("give ner.head = { path = \"…\", sha256 = \"…\" }"),
+        "{}",
+        p[0].message
+    );
+    // a separate head file does not need them
+    let dir = tempfile::tempdir().unwrap();
+    let config = local_model(
+        dir.path(),
+        "bert",
+        512,
+        "head = { path = \"ner-head.safetensors\" }",
+    );
+    write(dir.path(), "ckpt/config.json", json);
+    let model = config.resolve(&no_hub()).unwrap();
+    assert_eq!(model.checkpoint_labels, None);
 }
 
 #[test]

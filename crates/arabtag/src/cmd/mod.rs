@@ -2,6 +2,7 @@
 
 pub mod eval;
 pub mod models;
+pub mod tag;
 
 use std::process::ExitCode;
 

@@ -1,0 +1,328 @@
+//! `arabtag tag`: tag documents with the model a config names.
+//!
+//! ```text
+//! arabtag tag [--model models/default.toml] [--output FILE] [--format jsonl|conll] INPUT...
+//! arabtag tag [--model CONFIG] --conll-in FILE [--output FILE]
+//! ```
+//!
+//! Inputs are `.txt` files, folders (recursive), JSONL files of
+//! `{"id", "text"}` records, or `-` for standard input. Output is one JSONL
+//! record per input document, in input order; a document that cannot be read
+//! or tagged gets an error record naming it, the others are still tagged,
+//! and the exit code is 2. `--format conll` writes each word with its IOB2
+//! tag instead (a blank line after every sentence); `--conll-in` tags
+//! pre-tokenised CoNLL input (one token a line, further columns ignored) and
+//! writes each token with its predicted tag.
+
+use std::fs::File;
+use std::io::{self, BufWriter, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use arabtag_infer::config::{ModelConfig, ResolveOptions};
+use arabtag_infer::{TagOptions, Tagger};
+use arabtag_records::{Document, Entity, JsonlWriter, Record, Span};
+use arabtag_tokenizer::{segments, words};
+use clap::{Args, ValueEnum};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use super::Status;
+use crate::inputs::{Input, InputFormat, read_inputs};
+
+/// The model config used when `--model` is not given.
+pub const DEFAULT_MODEL: &str = "models/default.toml";
+/// Documents handed to the model at a time (output is written after each).
+const CHUNK: usize = 32;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// One JSON record per document (ANNOTATION.md's shape).
+    Jsonl,
+    /// Each word and its IOB2 tag, a blank line after each sentence.
+    Conll,
+}
+
+#[derive(Debug, Args)]
+pub struct TagArgs {
+    /// The model config (TOML): which transformer, which heads.
+    #[arg(long, value_name = "CONFIG", default_value = DEFAULT_MODEL)]
+    pub model: PathBuf,
+
+    /// Documents: .txt files, folders (recursive), .jsonl files of {"id","text"}, or - for stdin.
+    #[arg(value_name = "INPUT", required_unless_present = "conll_in")]
+    pub inputs: Vec<PathBuf>,
+
+    /// How to read the inputs.
+    #[arg(long, value_enum, default_value_t = InputFormat::Auto)]
+    pub input_format: InputFormat,
+
+    /// Tag a pre-tokenised CoNLL file (token first on each line, blank line between sentences).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["inputs", "format"])]
+    pub conll_in: Option<PathBuf>,
+
+    /// Write here instead of stdout.
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Jsonl)]
+    pub format: OutputFormat,
+
+    /// Windows or segments per encoder call.
+    #[arg(long, default_value_t = arabtag_infer::tagger::DEFAULT_BATCH_SIZE, value_parser = clap::value_parser!(usize))]
+    pub batch_size: usize,
+
+    /// Threads for the matrix work (default: every core).
+    #[arg(long)]
+    pub threads: Option<usize>,
+
+    /// Never touch the network (also HF_HUB_OFFLINE=1).
+    #[arg(long)]
+    pub offline: bool,
+}
+
+pub fn run(args: &TagArgs) -> Result<Status> {
+    if args.batch_size == 0 {
+        bail!("--batch-size must be at least 1");
+    }
+    if let Some(n) = args.threads {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n.max(1))
+            .build_global()
+            .context("--threads")?;
+    }
+    let tagger = load(args)?;
+    let mut out = Output::open(args.output.as_deref())?;
+    let status = match &args.conll_in {
+        Some(path) => tag_conll(&tagger, path, &mut out)?,
+        None => tag_inputs(&tagger, args, &mut out)?,
+    };
+    out.finish()?;
+    Ok(status)
+}
+
+fn load(args: &TagArgs) -> Result<Tagger> {
+    let mut options = ResolveOptions::from_env();
+    options.offline |= args.offline;
+    let model = ModelConfig::from_file(&args.model)
+        .and_then(|config| config.resolve(&options))
+        .and_then(|resolved| resolved.verify())
+        .with_context(|| format!("model config {}", args.model.display()))?;
+    Tagger::load(
+        &model,
+        TagOptions {
+            batch_size: args.batch_size,
+            ..TagOptions::default()
+        },
+    )
+    .with_context(|| format!("cannot load the model of {}", args.model.display()))
+}
+
+fn tag_inputs(tagger: &Tagger, args: &TagArgs, out: &mut Output) -> Result<Status> {
+    let inputs = read_inputs(&args.inputs, args.input_format);
+    let progress = progress(inputs.len() as u64);
+    let mut failed = false;
+    for chunk in inputs.chunks(CHUNK) {
+        let docs: Vec<Document> = chunk
+            .iter()
+            .filter_map(|input| match input {
+                Input::Doc(doc) => Some(doc.clone()),
+                Input::Error { .. } => None,
+            })
+            .collect();
+        let mut tagged = tagger.tag(&docs)?.into_iter().zip(&docs);
+        for input in chunk {
+            let (record, text) = match input {
+                Input::Doc(_) => match tagged.next() {
+                    Some((record, doc)) => (record, Some(doc.text.as_str())),
+                    None => bail!("the tagger returned fewer records than documents"),
+                },
+                Input::Error { id, message } => (Record::error(id.clone(), message.clone()), None),
+            };
+            if let Some(message) = &record.error {
+                failed = true;
+                crate::output::stderr_line(&format!("error: document {}: {message}", record.id));
+            }
+            match (args.format, text) {
+                (OutputFormat::Jsonl, _) => out.record(&record)?,
+                (OutputFormat::Conll, Some(text)) if record.error.is_none() => {
+                    let sentences: Vec<Vec<Span>> = segments(text)
+                        .into_iter()
+                        .map(|s| {
+                            words(text)
+                                .into_iter()
+                                .filter(|w| w.start >= s.start && w.end <= s.end)
+                                .collect()
+                        })
+                        .collect();
+                    out.conll(text, &sentences, &record.entities)?;
+                }
+                (OutputFormat::Conll, _) => {}
+            }
+            progress.inc(1);
+        }
+        if out.closed {
+            break;
+        }
+    }
+    progress.finish_and_clear();
+    Ok(if failed { Status::Errors } else { Status::Ok })
+}
+
+/// Tags each sentence of a CoNLL file as one document and writes every
+/// token with its predicted IOB2 tag.
+fn tag_conll(tagger: &Tagger, path: &Path, out: &mut Output) -> Result<Status> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("{}: cannot read (UTF-8 expected)", path.display()))?;
+    let mut sentences: Vec<Vec<&str>> = vec![Vec::new()];
+    for line in text.lines() {
+        match line.split_whitespace().next() {
+            Some(token) => sentences.last_mut().map(|s| s.push(token)).unwrap_or(()),
+            None => sentences.push(Vec::new()),
+        }
+    }
+    sentences.retain(|s| !s.is_empty());
+    let progress = progress(sentences.len() as u64);
+    let mut failed = false;
+    for (chunk_index, chunk) in sentences.chunks(CHUNK).enumerate() {
+        let docs: Vec<Document> = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, tokens)| Document {
+                id: format!("{}:{}", path.display(), chunk_index * CHUNK + i + 1),
+                text: tokens.join(" "),
+            })
+            .collect();
+        for (record, doc) in tagger.tag(&docs)?.iter().zip(&docs) {
+            if let Some(message) = &record.error {
+                failed = true;
+                crate::output::stderr_line(&format!("error: sentence {}: {message}", record.id));
+            }
+            out.conll(&doc.text, &[words(&doc.text)], &record.entities)?;
+            progress.inc(1);
+        }
+        if out.closed {
+            break;
+        }
+    }
+    progress.finish_and_clear();
+    Ok(if failed { Status::Errors } else { Status::Ok })
+}
+
+fn progress(len: u64) -> ProgressBar {
+    if !io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
+    if let Ok(style) =
+        ProgressStyle::with_template("{bar:40} {pos}/{len} documents, {per_sec}, {eta} left")
+    {
+        bar.set_style(style);
+    }
+    bar
+}
+
+/// IOB2 tags of `words`: a word any entity overlaps takes its type, `B-`
+/// on the entity's first word.
+pub fn iob2(words: &[Span], entities: &[Entity]) -> Vec<String> {
+    let mut tags = vec!["O".to_string(); words.len()];
+    for entity in entities {
+        let span = entity.span();
+        let mut first = true;
+        for (tag, word) in tags.iter_mut().zip(words) {
+            if word.overlap(&span) > 0 {
+                *tag = format!("{}-{}", if first { "B" } else { "I" }, entity.kind);
+                first = false;
+            }
+        }
+    }
+    tags
+}
+
+/// Where the output goes; a reader that went away ends the run quietly.
+struct Output {
+    writer: JsonlWriter<BufWriter<Box<dyn Write>>>,
+    closed: bool,
+}
+
+impl Output {
+    fn open(path: Option<&Path>) -> Result<Self> {
+        let sink: Box<dyn Write> = match path {
+            Some(p) => Box::new(
+                File::create(p).with_context(|| format!("{}: cannot create", p.display()))?,
+            ),
+            None => Box::new(io::stdout()),
+        };
+        Ok(Self {
+            writer: JsonlWriter::new(BufWriter::new(sink)),
+            closed: false,
+        })
+    }
+
+    fn record(&mut self, record: &Record) -> Result<()> {
+        let result = self.writer.write(record);
+        self.check(result.map_err(|e| match e {
+            arabtag_records::RecordsError::Write(io) => io,
+            other => io::Error::other(other),
+        }))
+    }
+
+    fn conll(&mut self, text: &str, sentences: &[Vec<Span>], entities: &[Entity]) -> Result<()> {
+        let chars = arabtag_records::CharText::new(text);
+        let mut block = String::new();
+        for sentence in sentences {
+            for (word, tag) in sentence.iter().zip(iob2(sentence, entities)) {
+                block.push_str(chars.slice(word.start, word.end).unwrap_or_default());
+                block.push(' ');
+                block.push_str(&tag);
+                block.push('\n');
+            }
+            block.push('\n');
+        }
+        let result = self.writer_mut().write_all(block.as_bytes());
+        self.check(result)
+    }
+
+    fn writer_mut(&mut self) -> &mut BufWriter<Box<dyn Write>> {
+        self.writer.get_mut()
+    }
+
+    fn check(&mut self, result: io::Result<()>) -> Result<()> {
+        match result {
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
+                self.closed = true;
+                Ok(())
+            }
+            other => other.context("cannot write the output"),
+        }
+    }
+
+    fn finish(mut self) -> Result<()> {
+        if self.closed {
+            return Ok(());
+        }
+        let result = self.writer_mut().flush();
+        self.check(result)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn iob2_tags_every_overlapped_word() {
+        let text = "قال بوتين في وأرمينيا الجنوبية اليوم";
+        let ws = words(text);
+        let entity = |start, end, kind: &str| Entity {
+            start,
+            end,
+            kind: kind.into(),
+            text: String::new(),
+            score: None,
+        };
+        // بوتين = 4..9; أرمينيا الجنوبية = 14..30 (inside the word وأرمينيا).
+        let tags = iob2(&ws, &[entity(4, 9, "PER"), entity(14, 30, "LOC")]);
+        assert_eq!(tags, ["O", "B-PER", "O", "B-LOC", "I-LOC", "O"]);
+    }
+}

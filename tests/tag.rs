@@ -1,0 +1,409 @@
+//! `arabtag tag` end to end: the real binary with a tiny NER checkpoint that
+//! the test writes in the hub layout (loaded through the same code as any
+//! hub model), with the real e5 default model on the seeds, and with the
+//! English MiniLM config (a model swap by config alone).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+#[path = "../crates/arabtag-infer/tests/common/mod.rs"]
+mod common;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn arabtag(args: &[&dyn AsRef<std::ffi::OsStr>]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_arabtag"))
+        .args(args.iter().map(|a| a.as_ref()))
+        .current_dir(root())
+        .env("HF_HUB_OFFLINE", "1")
+        .output()
+        .unwrap()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn records(out: &Output) -> Vec<Value> {
+    String::from_utf8(out.stdout.clone())
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn sha256(path: &Path) -> String {
+    Sha256::digest(std::fs::read(path).unwrap())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Words of the tiny WordPiece vocabulary (ids 4..), all below the tiny
+/// checkpoint's 100-token vocabulary.
+const WORDS: &[&str] = &[
+    "قال",
+    "بوتين",
+    "في",
+    "باكو",
+    "إن",
+    "روسيا",
+    "و",
+    "أرمينيا",
+    "أذربيجان",
+    "موسكو",
+    "يريفان",
+    "السلام",
+    "اتفاق",
+    "بين",
+    "الرئيس",
+    "زيارة",
+    "إلى",
+    "من",
+    "على",
+    "مع",
+    ".",
+    "،",
+    "##ا",
+    "##ن",
+    "##ي",
+    "##ة",
+];
+
+/// Writes a tiny random BERT token classifier, its tokenizer and a config
+/// naming them with their sha256; returns the config's path.
+fn tiny_ner_model(dir: &Path) -> PathBuf {
+    let tiny = common::Tiny::new(common::Arch::Bert, common::Head::Token);
+    let (config, weights) = tiny.write(dir);
+    let mut vocab = serde_json::Map::new();
+    for (i, special) in ["[PAD]", "[UNK]", "[CLS]", "[SEP]"].iter().enumerate() {
+        vocab.insert(special.to_string(), i.into());
+    }
+    for (i, w) in WORDS.iter().enumerate() {
+        vocab.insert(w.to_string(), (i + 4).into());
+    }
+    let added: Vec<Value> = ["[PAD]", "[UNK]", "[CLS]", "[SEP]"]
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            serde_json::json!({"id": i, "content": t, "single_word": false, "lstrip": false,
+                "rstrip": false, "normalized": false, "special": true})
+        })
+        .collect();
+    let tokenizer = serde_json::json!({
+        "version": "1.0", "truncation": null, "padding": null, "added_tokens": added,
+        "normalizer": null,
+        "pre_tokenizer": {"type": "BertPreTokenizer"},
+        "post_processor": {"type": "BertProcessing", "sep": ["[SEP]", 3], "cls": ["[CLS]", 2]},
+        "decoder": null,
+        "model": {"type": "WordPiece", "unk_token": "[UNK]", "continuing_subword_prefix": "##",
+                  "max_input_chars_per_word": 100, "vocab": vocab}
+    });
+    let tokenizer_path = dir.join("tokenizer.json");
+    std::fs::write(&tokenizer_path, tokenizer.to_string()).unwrap();
+    let toml = format!(
+        r#"schema_version = 1
+name = "tiny random BERT NER (test)"
+
+[source.local]
+dir = "."
+config = {{ file = "config.json", sha256 = "{}" }}
+weights = {{ file = "model.safetensors", sha256 = "{}" }}
+tokenizer = {{ file = "tokenizer.json", sha256 = "{}" }}
+
+[ner]
+labels = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
+map = {{ PER = "PER", LOC = "LOC" }}
+window = 16
+stride = 4
+"#,
+        sha256(&config),
+        sha256(&weights),
+        sha256(&tokenizer_path)
+    );
+    let path = dir.join("tiny.toml");
+    std::fs::write(&path, toml).unwrap();
+    path
+}
+
+/// A text of `n` sentences built from the tiny vocabulary.
+fn text(n: usize, shift: usize) -> String {
+    (0..n)
+        .map(|i| {
+            let w = |k: usize| WORDS[(i * 7 + k * 3 + shift) % 20];
+            format!("{} {} {} {}، و{} {}.", w(0), w(1), w(2), w(3), w(4), w(5))
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Every entity's `text` is the slice of `text` it names, and spans are in bounds.
+fn assert_spans_are_slices(record: &Value, text: &str) {
+    let chars: Vec<char> = text.chars().collect();
+    for e in record["entities"].as_array().unwrap() {
+        let (s, t) = (
+            e["start"].as_u64().unwrap() as usize,
+            e["end"].as_u64().unwrap() as usize,
+        );
+        assert!(s < t && t <= chars.len(), "{e}");
+        let slice: String = chars[s..t].iter().collect();
+        assert_eq!(e["text"].as_str().unwrap(), slice, "{e}");
+        assert!(["PER", "LOC"].contains(&e["type"].as_str().unwrap()), "{e}");
+    }
+}
+
+#[test]
+fn every_input_yields_a_record_in_order_and_errors_name_the_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_ner_model(dir.path());
+    let corpus = dir.path().join("corpus");
+    std::fs::create_dir(&corpus).unwrap();
+    std::fs::write(corpus.join("a.txt"), text(3, 0)).unwrap();
+    std::fs::write(corpus.join("b.txt"), b"\xd9\x82\xff broken").unwrap();
+    let jsonl = dir.path().join("more.jsonl");
+    let long = text(40, 1);
+    std::fs::write(
+        &jsonl,
+        format!(
+            "{}\nnot json\n{}\n",
+            serde_json::json!({"id": "long", "text": long}),
+            serde_json::json!({"id": "short", "text": text(1, 2)})
+        ),
+    )
+    .unwrap();
+    let out = arabtag(&[&"tag", &"--model", &model, &corpus, &jsonl]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let recs = records(&out);
+    let ids: Vec<&str> = recs.iter().map(|r| r["id"].as_str().unwrap()).collect();
+    let bad_line = format!("{}:2", jsonl.display());
+    assert_eq!(ids, ["a", "b", "long", bad_line.as_str(), "short"]);
+    assert!(
+        recs[1]["error"]
+            .as_str()
+            .unwrap()
+            .contains("b.txt: not valid UTF-8 at byte 2")
+    );
+    assert!(
+        recs[3]["error"]
+            .as_str()
+            .unwrap()
+            .contains(":2: invalid record")
+    );
+    assert!(stderr(&out).contains("b.txt"), "{}", stderr(&out));
+    for (rec, t) in [
+        (&recs[0], text(3, 0)),
+        (&recs[2], long.clone()),
+        (&recs[4], text(1, 2)),
+    ] {
+        assert!(rec.get("error").is_none(), "{rec}");
+        assert_spans_are_slices(rec, &t);
+    }
+    // A random head over 40 sentences finds something to tag.
+    assert!(!recs[2]["entities"].as_array().unwrap().is_empty());
+}
+
+#[test]
+fn batch_size_does_not_change_the_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_ner_model(dir.path());
+    let jsonl = dir.path().join("docs.jsonl");
+    let docs: String = (0..6)
+        .map(|i| {
+            format!(
+                "{}\n",
+                serde_json::json!({"id": format!("d{i}"), "text": text(2 + 9 * i, i)})
+            )
+        })
+        .collect();
+    std::fs::write(&jsonl, docs).unwrap();
+    let one = arabtag(&[&"tag", &"--model", &model, &"--batch-size", &"1", &jsonl]);
+    let many = arabtag(&[&"tag", &"--model", &model, &"--batch-size", &"64", &jsonl]);
+    assert_eq!(one.status.code(), Some(0), "{}", stderr(&one));
+    assert_eq!(many.status.code(), Some(0), "{}", stderr(&many));
+    let (a, b) = (records(&one), records(&many));
+    assert_eq!(a.len(), 6);
+    for (x, y) in a.iter().zip(&b) {
+        assert_eq!(x["id"], y["id"]);
+        let spans = |r: &Value| -> Vec<(Value, Value, Value)> {
+            r["entities"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| (e["start"].clone(), e["end"].clone(), e["type"].clone()))
+                .collect()
+        };
+        assert_eq!(spans(x), spans(y), "{}", x["id"]);
+        for (e, f) in x["entities"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .zip(y["entities"].as_array().unwrap())
+        {
+            let d = e["score"].as_f64().unwrap() - f["score"].as_f64().unwrap();
+            assert!(d.abs() < 1e-4, "{e} vs {f}");
+        }
+    }
+}
+
+#[test]
+fn conll_in_tags_every_token_and_eval_reads_the_result() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_ner_model(dir.path());
+    let gold = dir.path().join("gold.txt");
+    std::fs::write(
+        &gold,
+        "قال O\nبوتين B-PER\nفي O\nباكو B-LOC\n.\tO\n\nو O\nأرمينيا B-LOC\nمع O\nروسيا B-LOC\n",
+    )
+    .unwrap();
+    let pred = dir.path().join("pred.txt");
+    let out = arabtag(&[
+        &"tag",
+        &"--model",
+        &model,
+        &"--conll-in",
+        &gold,
+        &"--output",
+        &pred,
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let written = std::fs::read_to_string(&pred).unwrap();
+    let tokens: Vec<&str> = written
+        .lines()
+        .map(|l| l.split(' ').next().unwrap())
+        .collect();
+    assert_eq!(
+        tokens,
+        [
+            "قال",
+            "بوتين",
+            "في",
+            "باكو",
+            ".",
+            "",
+            "و",
+            "أرمينيا",
+            "مع",
+            "روسيا",
+            ""
+        ]
+    );
+    for line in written.lines().filter(|l| !l.is_empty()) {
+        let tag = line.split(' ').nth(1).unwrap();
+        assert!(
+            ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"].contains(&tag),
+            "{line}"
+        );
+    }
+    let scored = arabtag(&[
+        &"eval", &"--conll", &"--gold", &gold, &"--pred", &pred, &"--json",
+    ]);
+    assert_eq!(scored.status.code(), Some(0), "{}", stderr(&scored));
+}
+
+#[test]
+fn a_config_with_a_wrong_hash_is_refused_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_ner_model(dir.path());
+    std::fs::write(dir.path().join("tokenizer.json"), "{}").unwrap();
+    let doc = dir.path().join("d.txt");
+    std::fs::write(&doc, "قال بوتين").unwrap();
+    let out = arabtag(&[&"tag", &"--model", &model, &doc]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("tokenizer.json"), "{}", stderr(&out));
+    assert!(out.stdout.is_empty());
+}
+
+/// The real model files, or `None` (skipped) unless `ARABTAG_REQUIRE_MODELS=1`.
+fn real(path: &str) -> Option<PathBuf> {
+    let p = root().join(path);
+    if p.exists() {
+        return Some(p);
+    }
+    let required = std::env::var("ARABTAG_REQUIRE_MODELS").is_ok_and(|v| v == "1");
+    assert!(
+        !required,
+        "{} is missing and ARABTAG_REQUIRE_MODELS=1: run `make models`",
+        p.display()
+    );
+    eprintln!("skipped: run `make models` ({} is missing)", p.display());
+    None
+}
+
+#[test]
+fn the_default_model_tags_the_seed_folder_and_eval_accepts_it() {
+    if real("models/e5-small/e5-small-q4.bin").is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let pred = dir.path().join("pred.jsonl");
+    let out = arabtag(&[&"tag", &"seeds", &"--output", &pred]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let recs: Vec<Value> = std::fs::read_to_string(&pred)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let ids: Vec<&str> = recs.iter().map(|r| r["id"].as_str().unwrap()).collect();
+    assert_eq!(
+        ids,
+        [
+            "000_36d2250b324388a0",
+            "001_1ccab73b4a93dd1f",
+            "002_6107825d045773fa",
+            "003_01905a19e0db79cb",
+            "004_ead28f816987a158"
+        ]
+    );
+    let counts: Vec<usize> = recs
+        .iter()
+        .map(|r| r["segments"].as_array().unwrap().len())
+        .collect();
+    assert_eq!(counts, [19, 20, 26, 24, 46]);
+    for rec in &recs {
+        let text = std::fs::read_to_string(
+            root().join(format!("seeds/{}.txt", rec["id"].as_str().unwrap())),
+        )
+        .unwrap();
+        assert_spans_are_slices(rec, &text);
+        for seg in rec["segments"].as_array().unwrap() {
+            for label in seg["labels"].as_array().unwrap() {
+                assert!(["mediation", "conflict", "energy"].contains(&label.as_str().unwrap()));
+            }
+            let scores = seg["score"].as_object().unwrap();
+            assert_eq!(scores.len(), 3, "{seg}");
+        }
+    }
+    let scored = arabtag(&[
+        &"eval",
+        &"--gold",
+        &"seeds/gold.jsonl",
+        &"--pred",
+        &pred,
+        &"--docs",
+        &"seeds",
+        &"--json",
+    ]);
+    assert_eq!(scored.status.code(), Some(0), "{}", stderr(&scored));
+}
+
+#[test]
+fn the_minilm_config_swaps_the_model_without_code() {
+    if real("models/minilm/model.safetensors").is_none() {
+        return;
+    }
+    let out = arabtag(&[
+        &"tag",
+        &"--model",
+        &"models/minilm.toml",
+        &"seeds/000_36d2250b324388a0.txt",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let recs = records(&out);
+    assert_eq!(recs.len(), 1);
+    assert_eq!(recs[0]["segments"].as_array().unwrap().len(), 19);
+}
