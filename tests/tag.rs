@@ -78,8 +78,18 @@ const WORDS: &[&str] = &[
 /// Writes a tiny random BERT token classifier, its tokenizer and a config
 /// naming them with their sha256; returns the config's path.
 fn tiny_ner_model(dir: &Path) -> PathBuf {
-    let tiny = common::Tiny::new(common::Arch::Bert, common::Head::Token);
-    let (config, weights) = tiny.write(dir);
+    common::Tiny::new(common::Arch::Bert, common::Head::Token).write(dir);
+    write_config(
+        dir,
+        "[ner]\nlabels = [\"O\", \"B-PER\", \"I-PER\", \"B-LOC\", \"I-LOC\"]\n\
+         map = { PER = \"PER\", LOC = \"LOC\" }\nwindow = 16\nstride = 4\n",
+    )
+}
+
+/// Writes the tiny WordPiece tokenizer beside the checkpoint in `dir`, and
+/// `dir/tiny.toml`: a local hub-layout source pinning the three files, then
+/// `tasks`.
+fn write_config(dir: &Path, tasks: &str) -> PathBuf {
     let mut vocab = serde_json::Map::new();
     for (i, special) in ["[PAD]", "[UNK]", "[CLS]", "[SEP]"].iter().enumerate() {
         vocab.insert(special.to_string(), i.into());
@@ -104,27 +114,16 @@ fn tiny_ner_model(dir: &Path) -> PathBuf {
         "model": {"type": "WordPiece", "unk_token": "[UNK]", "continuing_subword_prefix": "##",
                   "max_input_chars_per_word": 100, "vocab": vocab}
     });
-    let tokenizer_path = dir.join("tokenizer.json");
-    std::fs::write(&tokenizer_path, tokenizer.to_string()).unwrap();
+    std::fs::write(dir.join("tokenizer.json"), tokenizer.to_string()).unwrap();
+    let pin = |file: &str| sha256(&dir.join(file));
     let toml = format!(
-        r#"schema_version = 1
-name = "tiny random BERT NER (test)"
-
-[source.local]
-dir = "."
-config = {{ file = "config.json", sha256 = "{}" }}
-weights = {{ file = "model.safetensors", sha256 = "{}" }}
-tokenizer = {{ file = "tokenizer.json", sha256 = "{}" }}
-
-[ner]
-labels = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
-map = {{ PER = "PER", LOC = "LOC" }}
-window = 16
-stride = 4
-"#,
-        sha256(&config),
-        sha256(&weights),
-        sha256(&tokenizer_path)
+        "schema_version = 1\nname = \"tiny random BERT (test)\"\n\n[source.local]\ndir = \".\"\n\
+         config = {{ file = \"config.json\", sha256 = \"{}\" }}\n\
+         weights = {{ file = \"model.safetensors\", sha256 = \"{}\" }}\n\
+         tokenizer = {{ file = \"tokenizer.json\", sha256 = \"{}\" }}\n\n{tasks}",
+        pin("config.json"),
+        pin("model.safetensors"),
+        pin("tokenizer.json"),
     );
     let path = dir.join("tiny.toml");
     std::fs::write(&path, toml).unwrap();
@@ -406,4 +405,130 @@ fn the_minilm_config_swaps_the_model_without_code() {
     let recs = records(&out);
     assert_eq!(recs.len(), 1);
     assert_eq!(recs[0]["segments"].as_array().unwrap().len(), 19);
+}
+
+#[test]
+fn stance_by_a_head_file_maps_its_outputs_to_the_labels() {
+    use candle_core::{Device, Tensor};
+    let dir = tempfile::tempdir().unwrap();
+    common::Tiny::new(common::Arch::Bert, common::Head::None).write(dir.path());
+    // Outputs in the order energy, mediation, conflict: only energy's bias is high.
+    let weight = Tensor::zeros((3, common::HIDDEN), candle_core::DType::F32, &Device::Cpu).unwrap();
+    let bias = Tensor::new(&[8.0f32, -8.0, -8.0], &Device::Cpu).unwrap();
+    let head = dir.path().join("stance.safetensors");
+    candle_core::safetensors::save(
+        &std::collections::HashMap::from([
+            ("weight".to_string(), weight),
+            ("bias".to_string(), bias),
+        ]),
+        &head,
+    )
+    .unwrap();
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "[stance]\nmethod = \"head\"\nhead = {{ path = \"stance.safetensors\", sha256 = \"{}\" }}\n\
+             labels = [\"energy\", \"mediation\", \"conflict\"]\n\
+             thresholds = {{ mediation = 0.5, conflict = 0.5, energy = 0.5 }}\n",
+            sha256(&head)
+        ),
+    );
+    let doc = dir.path().join("d.txt");
+    std::fs::write(&doc, text(4, 3)).unwrap();
+    let out = arabtag(&[&"tag", &"--model", &config, &doc]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let recs = records(&out);
+    let segments = recs[0]["segments"].as_array().unwrap();
+    assert_eq!(segments.len(), 4);
+    for seg in segments {
+        assert_eq!(seg["labels"], serde_json::json!(["energy"]), "{seg}");
+        assert!(seg["score"]["energy"].as_f64().unwrap() > 0.99, "{seg}");
+    }
+    assert!(
+        recs[0]["entities"].as_array().unwrap().is_empty(),
+        "no [ner] in this config"
+    );
+}
+
+#[test]
+fn stance_by_nli_scores_every_label_as_an_entailment_probability() {
+    let dir = tempfile::tempdir().unwrap();
+    let tiny = common::Tiny::new(common::Arch::Bert, common::Head::Sequence);
+    tiny.write(dir.path());
+    // Name the tiny sequence head's three outputs as an NLI checkpoint does.
+    let config_json = dir.path().join("config.json");
+    let text_json = std::fs::read_to_string(&config_json)
+        .unwrap()
+        .replace("favor", "entailment")
+        .replace("against", "neutral")
+        .replace("\"none\"", "\"contradiction\"");
+    std::fs::write(&config_json, text_json).unwrap();
+    let config = write_config(
+        dir.path(),
+        "[stance]\nmethod = \"nli\"\nhypothesis_template = \"هذا النص عن {}.\"\n\
+         entailment_label = \"entailment\"\n\
+         candidate_labels = { mediation = \"السلام\", conflict = \"روسيا\", energy = \"موسكو\" }\n\
+         thresholds = { mediation = 0.0, conflict = 0.0, energy = 1.0 }\n",
+    );
+    let doc = dir.path().join("d.txt");
+    std::fs::write(&doc, text(3, 5)).unwrap();
+    let out = arabtag(&[&"tag", &"--model", &config, &doc]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let recs = records(&out);
+    for seg in recs[0]["segments"].as_array().unwrap() {
+        for label in ["mediation", "conflict", "energy"] {
+            let p = seg["score"][label].as_f64().unwrap();
+            assert!((0.0..1.0).contains(&p), "{seg}");
+        }
+        assert_eq!(
+            seg["labels"],
+            serde_json::json!(["mediation", "conflict"]),
+            "{seg}"
+        );
+    }
+}
+
+#[test]
+fn conll_output_and_standard_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_ner_model(dir.path());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_arabtag"))
+        .args(["tag", "--format", "conll", "--model"])
+        .arg(&model)
+        .arg("-")
+        .current_dir(root())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all("قال بوتين في باكو. و روسيا مع أرمينيا!\n".as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let written = String::from_utf8(out.stdout).unwrap();
+    let tokens: Vec<&str> = written
+        .lines()
+        .map(|l| l.split(' ').next().unwrap())
+        .collect();
+    assert_eq!(
+        tokens,
+        [
+            "قال",
+            "بوتين",
+            "في",
+            "باكو.",
+            "",
+            "و",
+            "روسيا",
+            "مع",
+            "أرمينيا!",
+            ""
+        ]
+    );
 }
