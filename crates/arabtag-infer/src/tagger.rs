@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 
-use arabtag_records::{CharText, Document, Record, STANCE_LABELS, Span};
+use arabtag_records::{CharText, Document, Record, STANCE_LABELS, Span, error_chain};
 use arabtag_tokenizer::SubwordEncoder;
 use candle_core::{D, DType as CandleDType, Device, Tensor};
 use tokenizers::models::ModelWrapper;
@@ -601,16 +601,4 @@ fn whole_word_pieces(tokenizer: &SubwordEncoder) -> HashMap<String, f64> {
             .collect(),
         _ => HashMap::new(),
     }
-}
-
-/// The error and its causes on one line.
-fn error_chain(e: &InferError) -> String {
-    let mut message = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    message
 }

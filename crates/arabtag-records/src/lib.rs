@@ -234,6 +234,19 @@ impl RecordsError {
     }
 }
 
+/// An error and every cause under it on one line, `: `-separated: what an
+/// error record says.
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut message = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    message
+}
+
 /// Reads JSON values one per line. Blank lines are skipped; each item is the
 /// 1-based line number and the value, or an error naming the file and line.
 /// A bad line does not stop the reader: the next call goes on after it.

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
-use arabtag_records::{Document, JsonlReader, RecordsError};
+use arabtag_records::{Document, JsonlReader, error_chain};
 use serde::Deserialize;
 
 /// The id of the document read from standard input as text.
@@ -186,18 +186,6 @@ fn read_jsonl(path: &Path, reader: impl io::BufRead) -> Vec<Input> {
             },
         })
         .collect()
-}
-
-/// `error: cause: cause...` on one line.
-fn error_chain(e: &RecordsError) -> String {
-    let mut message = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    message
 }
 
 fn mark_duplicates(inputs: Vec<Input>) -> Vec<Input> {
