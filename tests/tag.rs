@@ -152,7 +152,11 @@ fn assert_spans_are_slices(record: &Value, text: &str) {
         assert!(s < t && t <= chars.len(), "{e}");
         let slice: String = chars[s..t].iter().collect();
         assert_eq!(e["text"].as_str().unwrap(), slice, "{e}");
-        assert!(["PER", "LOC"].contains(&e["type"].as_str().unwrap()), "{e}");
+        // PER and LOC from the tiny heads, DATE from the date rules.
+        assert!(
+            ["PER", "LOC", "DATE"].contains(&e["type"].as_str().unwrap()),
+            "{e}"
+        );
     }
 }
 
@@ -531,4 +535,65 @@ fn conll_output_and_standard_input() {
             ""
         ]
     );
+}
+
+#[test]
+fn dates_alone_and_beside_the_ner_head_are_slices_of_the_text() {
+    let text = "قال بوتين يوم الاثنين في باكو إن اتفاق ٢٣ نوفمبر/ تشرين الثاني ٢٠٢٣ \
+                صمد منذ عام 2020، وَسِبْتَمْبَرَ الماضي كان حاسما.";
+    let expected = [
+        "يوم الاثنين",
+        "٢٣ نوفمبر/ تشرين الثاني ٢٠٢٣",
+        "عام 2020",
+        "سِبْتَمْبَرَ الماضي",
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let corpus = dir.path().join("corpus");
+    std::fs::create_dir(&corpus).unwrap();
+    std::fs::write(corpus.join("d.txt"), text).unwrap();
+    let chars: Vec<char> = text.chars().collect();
+    let dates = |record: &Value| -> Vec<String> {
+        let mut out = Vec::new();
+        for e in record["entities"].as_array().unwrap() {
+            let (s, t) = (
+                e["start"].as_u64().unwrap() as usize,
+                e["end"].as_u64().unwrap() as usize,
+            );
+            let slice: String = chars[s..t].iter().collect();
+            assert_eq!(e["text"].as_str().unwrap(), slice, "{e}");
+            if e["type"] == "DATE" {
+                out.push(slice);
+            }
+        }
+        out
+    };
+
+    // Only [dates]: a valid config, and every date comes out.
+    common::Tiny::new(common::Arch::Bert, common::Head::Token).write(dir.path());
+    let only = write_config(dir.path(), "[dates]\nenabled = true\n");
+    let out = arabtag(&[&"tag", &"--model", &only, &corpus]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let recs = records(&out);
+    assert_eq!(dates(&recs[0]), expected);
+
+    // Beside a (random) NER head: dates that overlap no model span are
+    // added, entities stay ordered by start.
+    let both = write_config(
+        dir.path(),
+        "[ner]\nlabels = [\"O\", \"B-PER\", \"I-PER\", \"B-LOC\", \"I-LOC\"]\n\
+         map = { PER = \"PER\", LOC = \"LOC\" }\nwindow = 16\nstride = 4\n\n\
+         [dates]\nenabled = true\n",
+    );
+    let out = arabtag(&[&"tag", &"--model", &both, &corpus]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let recs = records(&out);
+    let entities = recs[0]["entities"].as_array().unwrap();
+    let starts: Vec<u64> = entities
+        .iter()
+        .map(|e| e["start"].as_u64().unwrap())
+        .collect();
+    assert!(starts.is_sorted(), "{starts:?}");
+    for date in dates(&recs[0]) {
+        assert!(expected.contains(&date.as_str()), "{date}");
+    }
 }

@@ -2,7 +2,8 @@
 //!
 //! [`Tagger::load`] turns a [`VerifiedModel`] into the encoder, the
 //! tokenizer and the heads its tasks need; [`Tagger::tag`] runs the NER and
-//! stance pipelines over a batch of documents and gives one
+//! stance pipelines (and the date rules of [`crate::pipeline::dates`]) over a
+//! batch of documents and gives one
 //! [`Record`] per document, in input order — an error record for a document
 //! that failed, so one bad document never sinks the others.
 
@@ -22,7 +23,7 @@ use crate::models::{
 use crate::pipeline::spans::VocabularyScore;
 use crate::pipeline::{
     Decoding, LabelMap, LabelScheme, NerModel, NerOptions, Proclitics, StanceScores, Wrapping,
-    label_segments, stance::segment_spans, tag_ner,
+    label_segments, merge_dates, stance::segment_spans, tag_ner,
 };
 
 /// Documents per encoder batch when the caller does not say.
@@ -90,6 +91,8 @@ pub struct Tagger {
     device: Device,
     wrapping: Wrapping,
     ner: Option<NerTask>,
+    /// Rule-based dates are merged with the NER spans (`[dates]`).
+    dates: bool,
     stance: Option<(StanceTask, StanceScores)>,
     /// Unigram log-probability of each whole-word vocabulary piece (without
     /// `▁`), for the proclitic rule.
@@ -180,6 +183,7 @@ impl Tagger {
             device,
             wrapping,
             ner,
+            dates: resolved.dates.is_some_and(|d| d.enabled),
             stance: None,
             options,
         };
@@ -278,9 +282,10 @@ impl Tagger {
         })
     }
 
-    /// Whether the model tags entities, and stance.
+    /// Whether the model tags entities (by its NER head or by the date
+    /// rules), and stance.
     pub fn tasks(&self) -> (bool, bool) {
-        (self.ner.is_some(), self.stance.is_some())
+        (self.ner.is_some() || self.dates, self.stance.is_some())
     }
 
     /// The token-label names of the NER head, in logit order.
@@ -320,6 +325,17 @@ impl Tagger {
                 match result {
                     Ok(entities) => record.entities = entities,
                     Err(e) => record.error = Some(error_chain(&e)),
+                }
+            }
+        }
+        if self.dates {
+            for (record, text) in records.iter_mut().zip(&texts) {
+                if record.error.is_some() {
+                    continue;
+                }
+                if let Err(e) = merge_dates(text, &mut record.entities) {
+                    record.entities.clear();
+                    record.error = Some(error_chain(&e));
                 }
             }
         }

@@ -67,7 +67,10 @@
 //! window = 512                       # positions per window, special tokens included (DEFAULT_WINDOW)
 //! stride = 128                       # tokens shared by consecutive windows (DEFAULT_STRIDE)
 //!
-//! [stance]                           # optional; at least one of [ner], [stance]
+//! [dates]                            # optional: rule-based DATE entities (pipeline::dates)
+//! enabled = true                     # merged with [ner]'s spans, which win (DEFAULT_DATES_ENABLED)
+//!
+//! [stance]                           # optional; at least one of [ner], [stance], [dates]
 //! method = "prototypes"              # head | prototypes | nli
 //! thresholds = { mediation = 0.8, conflict = 0.8, energy = 0.8 }   # every label, in [0, 1]
 //! prefix = "query: "                 # prototypes: put before every text (DEFAULT_PROTOTYPE_PREFIX)
@@ -127,6 +130,8 @@ pub const DEFAULT_STRIDE: usize = 128;
 /// Positions of a window that special tokens take (`[CLS]`/`[SEP]`,
 /// `<s>`/`</s>`): `ner.stride` must stay below `ner.window` minus these.
 pub const WINDOW_SPECIAL_TOKENS: usize = 2;
+/// Default of `dates.enabled`: a `[dates]` table switches the recogniser on.
+pub const DEFAULT_DATES_ENABLED: bool = true;
 /// Default of `stance.prefix` (method `prototypes`).
 pub const DEFAULT_PROTOTYPE_PREFIX: &str = "";
 /// Default of `stance.entailment_label` (method `nli`).
@@ -147,6 +152,7 @@ pub struct ModelConfig {
     pub dtype: DType,
     pub normalizer: NormalizerConfig,
     pub ner: Option<NerConfig>,
+    pub dates: Option<DatesConfig>,
     pub stance: Option<StanceConfig>,
 }
 
@@ -283,6 +289,13 @@ pub fn label_type(label: &str) -> Option<&str> {
         .strip_prefix("B-")
         .or_else(|| label.strip_prefix("I-"))
         .filter(|t| !t.is_empty())
+}
+
+/// `[dates]`: the rule-based date recogniser ([`crate::pipeline::dates`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct DatesConfig {
+    /// Add the dates that overlap no NER entity as DATE entities.
+    pub enabled: bool,
 }
 
 /// Which classifier tags tokens.

@@ -9,12 +9,12 @@ use arabtag_tokenizer::NormalizerConfig;
 use serde::Deserialize;
 
 use super::{
-    Aggregation, ConfigProblem, DEFAULT_AGGREGATION, DEFAULT_CONFIG_FILE, DEFAULT_DTYPE,
-    DEFAULT_ENTAILMENT_LABEL, DEFAULT_PROTOTYPE_PREFIX, DEFAULT_QUANTIZED, DEFAULT_STRIDE,
-    DEFAULT_TOKENIZER_FILE, DEFAULT_WEIGHTS_FILE, DEFAULT_WINDOW, DType, E5Source, EntityType,
-    FileRef, HYPOTHESIS_PLACEHOLDER, HubFile, HubSource, LocalSource, ModelConfig, NerConfig,
-    NerHead, Prototype, Revision, SCHEMA_VERSION, Sha256, Source, StanceConfig, StanceLabel,
-    StanceMethod, WINDOW_SPECIAL_TOKENS, label_type,
+    Aggregation, ConfigProblem, DEFAULT_AGGREGATION, DEFAULT_CONFIG_FILE, DEFAULT_DATES_ENABLED,
+    DEFAULT_DTYPE, DEFAULT_ENTAILMENT_LABEL, DEFAULT_PROTOTYPE_PREFIX, DEFAULT_QUANTIZED,
+    DEFAULT_STRIDE, DEFAULT_TOKENIZER_FILE, DEFAULT_WEIGHTS_FILE, DEFAULT_WINDOW, DType,
+    DatesConfig, E5Source, EntityType, FileRef, HYPOTHESIS_PLACEHOLDER, HubFile, HubSource,
+    LocalSource, ModelConfig, NerConfig, NerHead, Prototype, Revision, SCHEMA_VERSION, Sha256,
+    Source, StanceConfig, StanceLabel, StanceMethod, WINDOW_SPECIAL_TOKENS, label_type,
 };
 use crate::InferError;
 
@@ -40,7 +40,14 @@ struct RawConfig {
     dtype: Option<DType>,
     normalizer: Option<NormalizerConfig>,
     ner: Option<RawNer>,
+    dates: Option<RawDates>,
     stance: Option<RawStance>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDates {
+    enabled: Option<bool>,
 }
 
 #[derive(Default, Deserialize)]
@@ -263,11 +270,22 @@ impl Validator {
         let stance = raw
             .stance
             .and_then(|stance| self.stance(stance, source.as_ref()));
+        let dates = raw.dates.map(|d| DatesConfig {
+            enabled: d.enabled.unwrap_or(DEFAULT_DATES_ENABLED),
+        });
         if ner.is_none() && stance.is_none() && self.problems.is_empty() {
-            self.problem(
-                "ner",
-                "no task: give [ner], [stance] or both (see models/default.toml)",
-            );
+            match dates {
+                None => self.problem(
+                    "ner",
+                    "no task: give [ner], [stance] or both (see models/default.toml)",
+                ),
+                Some(DatesConfig { enabled: false }) => self.problem(
+                    "dates.enabled",
+                    "dates.enabled = false and no [ner] or [stance]: no task is left; set \
+                     enabled = true or give [ner] or [stance]",
+                ),
+                Some(_) => {}
+            }
         }
         Some(ModelConfig {
             path: path.to_owned(),
@@ -277,6 +295,7 @@ impl Validator {
             dtype,
             normalizer: raw.normalizer.unwrap_or_default(),
             ner,
+            dates,
             stance,
         })
     }
@@ -952,6 +971,37 @@ mod tests {
         assert_eq!(line_column(text, 6), (2, 1));
         // after the two Arabic letters (4 bytes) and a space
         assert_eq!(line_column(text, 11), (2, 4));
+    }
+
+    const E5: &str = "schema_version = 1\n[source.e5]\n\
+        weights = { path = \"e5/w.bin\" }\ntokenizer = { path = \"e5/t.json\" }\n";
+
+    #[test]
+    fn dates_alone_are_a_task_and_enabled_defaults_on() {
+        let path = Path::new("/models/x.toml");
+        let config = parse(&format!("{E5}[dates]\nenabled = true\n"), path).unwrap();
+        assert_eq!(config.dates, Some(DatesConfig { enabled: true }));
+        assert!(config.ner.is_none() && config.stance.is_none());
+        let config = parse(&format!("{E5}[dates]\n"), path).unwrap();
+        assert_eq!(
+            config.dates,
+            Some(DatesConfig {
+                enabled: DEFAULT_DATES_ENABLED
+            })
+        );
+        let none = parse(E5, path).unwrap_err();
+        assert!(format!("{none}").contains("no task"), "{none}");
+        let off = parse(&format!("{E5}[dates]\nenabled = false\n"), path).unwrap_err();
+        assert!(
+            matches!(&off, InferError::ConfigInvalid { problems, .. }
+                if problems.len() == 1 && problems[0].key == "dates.enabled"),
+            "{off}"
+        );
+        let unknown = parse(&format!("{E5}[dates]\nenabled = true\nrules = 1\n"), path);
+        assert!(
+            matches!(unknown, Err(InferError::ConfigToml { .. })),
+            "{unknown:?}"
+        );
     }
 
     #[test]

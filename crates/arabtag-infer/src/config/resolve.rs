@@ -11,8 +11,8 @@ use serde::Serialize;
 
 use super::hub;
 use super::{
-    Architecture, ConfigProblem, DType, FileRef, HubFile, ModelConfig, NerConfig, NerHead,
-    Revision, Sha256, Source, StanceConfig, StanceMethod, WeightsFormat,
+    Architecture, ConfigProblem, DType, DatesConfig, FileRef, HubFile, ModelConfig, NerConfig,
+    NerHead, Revision, Sha256, Source, StanceConfig, StanceMethod, WeightsFormat,
 };
 use crate::InferError;
 use crate::models::{HfConfigHeader, LabelProblem};
@@ -126,6 +126,7 @@ pub struct ResolvedModel {
     pub files: ModelFiles,
     pub normalizer: NormalizerConfig,
     pub ner: Option<NerConfig>,
+    pub dates: Option<DatesConfig>,
     pub stance: Option<StanceConfig>,
 }
 
@@ -322,6 +323,7 @@ impl ModelConfig {
             files: located.into_files(self),
             normalizer: self.normalizer,
             ner: self.ner.clone(),
+            dates: self.dates,
             stance: self.stance.clone(),
         })
     }

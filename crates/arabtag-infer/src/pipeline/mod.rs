@@ -24,6 +24,7 @@
 pub mod aggregate;
 pub mod batch;
 pub mod bio;
+pub mod dates;
 pub mod labels;
 mod punct;
 pub mod runner;
@@ -33,6 +34,7 @@ pub mod stance;
 pub use aggregate::Aggregation;
 pub use batch::{Batching, TokenRows, WindowRef, WindowedDoc, Wrapping, token_logits};
 pub use bio::{Decoding, LabelScheme, WordEntity};
+pub use dates::{find_dates, merge_dates};
 pub use labels::LabelMap;
 pub use punct::is_punctuation;
 pub use runner::{

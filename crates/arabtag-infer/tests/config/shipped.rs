@@ -63,6 +63,11 @@ fn the_default_is_the_e5_file_with_the_readmes_hashes_and_prototypes() {
         workspace().join("models/e5-small/e5-small-q4.bin")
     );
     assert!(c.ner.is_none(), "the NER head comes in a later issue");
+    assert!(
+        c.dates.is_some_and(|d| d.enabled),
+        "the date rules are on in the shipped default"
+    );
+    assert!(load("models/minilm.toml").dates.is_some_and(|d| d.enabled));
     let stance = c.stance.unwrap();
     let StanceMethod::Prototypes { prefix, prototypes } = &stance.method else {
         panic!()

@@ -249,6 +249,12 @@ fn describe(m: &ResolvedModel) -> String {
         Some(ner) => out.push_str(&describe_ner(ner)),
         None => out.push_str(&format!("{:<13} none\n", "ner")),
     }
+    let dates = match m.dates {
+        Some(d) if d.enabled => "rules (DATE), merged with the NER spans",
+        Some(_) => "off (enabled = false)",
+        None => "none",
+    };
+    out.push_str(&format!("{:<13} {dates}\n", "dates"));
     match &m.stance {
         Some(stance) => out.push_str(&describe_stance(stance)),
         None => out.push_str(&format!("{:<13} none\n", "stance")),
