@@ -6,3 +6,4 @@
 mod eval;
 mod models;
 mod tag;
+mod train;

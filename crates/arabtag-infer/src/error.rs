@@ -246,4 +246,32 @@ pub enum InferError {
         #[source]
         source: tokenizers::Error,
     },
+    // -- training (train/) -------------------------------------------------
+    /// Hidden states asked of a layer the encoder does not have.
+    #[error("layer {layer} asked, the encoder has layers 0..={layers} (0 = embeddings)")]
+    LayerOutOfRange { layer: usize, layers: usize },
+    /// A training file's tag outside the label set.
+    #[error("sentence {sentence}: tag {tag:?} is not one of the labels {labels:?}")]
+    UnknownTag {
+        sentence: usize,
+        tag: String,
+        labels: Vec<String>,
+    },
+    /// A sentence whose words and tags differ in number.
+    #[error("sentence {sentence}: {words} words but {tags} tags")]
+    TagCount {
+        sentence: usize,
+        words: usize,
+        tags: usize,
+    },
+    /// A file could not be written.
+    #[error("{}: cannot write", path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A feature cache or checkpoint that does not fit what is asked of it.
+    #[error("{}: {reason}", path.display())]
+    BadCheckpoint { path: PathBuf, reason: String },
 }

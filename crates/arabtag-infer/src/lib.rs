@@ -15,6 +15,7 @@ pub mod error;
 pub mod models;
 pub mod pipeline;
 pub mod tagger;
+pub mod train;
 
 pub use error::InferError;
 pub use tagger::{TagOptions, Tagger};

@@ -29,6 +29,8 @@ enum Command {
     /// Tag documents with the model a config names: entities and segment
     /// stance as JSONL records (or CoNLL), one per document, in input order.
     Tag(cmd::tag::TagArgs),
+    /// Train a head: `train ner` fits a NER head on frozen encoder features.
+    Train(cmd::train::TrainArgs),
 }
 
 fn main() -> ExitCode {
@@ -37,6 +39,7 @@ fn main() -> ExitCode {
         Command::Eval(args) => cmd::eval::run(args),
         Command::Models(args) => cmd::models::run(args),
         Command::Tag(args) => cmd::tag::run(args),
+        Command::Train(args) => cmd::train::run(args),
     };
     match outcome {
         Ok(status) => status.exit_code(),

@@ -387,9 +387,26 @@ impl BertModel {
     }
 }
 
-impl Encoder for BertModel {
-    fn forward(&self, input_ids: &Tensor, attention_mask: &Tensor) -> Result<Tensor, InferError> {
+impl BertModel {
+    /// The hidden states after the chosen layers, in the order asked:
+    /// layer `0` is the embeddings' output, layer `i` (1-based) the output of
+    /// the `i`-th transformer layer, so `num_layers` is what
+    /// [`Encoder::forward`] returns (same computation, same values). Each is
+    /// `[batch, seq, hidden]` f32. Layers after the highest one asked are not
+    /// run.
+    pub fn forward_layers(
+        &self,
+        input_ids: &Tensor,
+        attention_mask: &Tensor,
+        layers: &[usize],
+    ) -> Result<Vec<Tensor>, InferError> {
         let _span = tracing::trace_span!("bert_forward").entered();
+        if let Some(&layer) = layers.iter().find(|&&l| l > self.layers.len()) {
+            return Err(InferError::LayerOutOfRange {
+                layer,
+                layers: self.layers.len(),
+            });
+        }
         let (batch, seq) = check_inputs(
             input_ids,
             attention_mask,
@@ -398,7 +415,8 @@ impl Encoder for BertModel {
         )?;
         if batch * seq == 0 {
             let shape = (batch, seq, self.dims.hidden_size);
-            return Ok(Tensor::zeros(shape, DType::F32, &self.device)?);
+            let zeros = Tensor::zeros(shape, DType::F32, &self.device)?;
+            return Ok(vec![zeros; layers.len()]);
         }
         let emb = &self.embeddings;
         let words = emb.word.forward(input_ids)?.to_dtype(self.dtype)?;
@@ -411,11 +429,32 @@ impl Encoder for BertModel {
             .broadcast_add(&positions)?
             .broadcast_add(&token_type)?;
         let mut xs = emb.layer_norm.forward(&summed)?;
+        let mut kept: Vec<Option<Tensor>> = vec![None; layers.len()];
+        let mut keep = |index: usize, xs: &Tensor| -> candle_core::Result<()> {
+            for (slot, _) in kept.iter_mut().zip(layers).filter(|(_, l)| **l == index) {
+                *slot = Some(xs.to_dtype(DType::F32)?);
+            }
+            Ok(())
+        };
+        keep(0, &xs)?;
+        let last = layers.iter().copied().max().unwrap_or(0);
         let bias = attention_bias(attention_mask, self.dtype)?;
-        for layer in &self.layers {
+        for (i, layer) in self.layers.iter().take(last).enumerate() {
             xs = layer.forward(&xs, &bias, self.dims.num_heads)?;
+            keep(i + 1, &xs)?;
         }
-        Ok(xs.to_dtype(DType::F32)?)
+        // Every slot was filled: each asked layer is in 0..=last.
+        Ok(kept.into_iter().flatten().collect())
+    }
+}
+
+impl Encoder for BertModel {
+    fn forward(&self, input_ids: &Tensor, attention_mask: &Tensor) -> Result<Tensor, InferError> {
+        let mut states = self.forward_layers(input_ids, attention_mask, &[self.layers.len()])?;
+        states.pop().ok_or(InferError::LayerOutOfRange {
+            layer: self.layers.len(),
+            layers: self.layers.len(),
+        })
     }
 
     fn hidden_size(&self) -> usize {

@@ -3,6 +3,7 @@
 pub mod eval;
 pub mod models;
 pub mod tag;
+pub mod train;
 
 use std::process::ExitCode;
 

@@ -1,0 +1,391 @@
+//! A softmax linear head trained on cached features (see [`super::features`]).
+//!
+//! Training is deterministic for a seed: the weights start uniform in
+//! `±1/sqrt(dim)` (PyTorch's `nn.Linear` bound) from a xorshift64* generator
+//! seeded with `seed`, and the same generator shuffles the training words
+//! before every epoch. Mini-batches of words minimise the mean cross-entropy
+//! with AdamW. The update is candle's `candle_nn::AdamW`, written out here
+//! because candle keeps its moments private: a checkpoint has to hold them
+//! for `--resume` to continue exactly where a run stopped.
+//!
+//! # Files
+//!
+//! A checkpoint folder holds `head.safetensors` (`weight` f32
+//! `[labels, dim]`, `bias` f32 `[labels]`), `optimizer.safetensors`
+//! (`m.weight`, `m.bias`, `v.weight`, `v.bias`) and `state.json`
+//! ([`TrainState`]: epoch, step, generator state, options, history).
+//!
+//! A released head is `head.safetensors` (the same two tensors, so
+//! [`crate::models::TokenClassifier::from_file`] reads it with
+//! `hidden_size = dim`) plus `head.json` ([`LayerHeadMeta`]): the layers
+//! whose first-subtoken hidden states are concatenated, in order, to make
+//! its input.
+
+use std::path::Path;
+
+use candle_core::{DType, Device, Tensor, Var};
+use serde::{Deserialize, Serialize};
+
+use super::features::Features;
+use crate::InferError;
+
+/// Defaults, shared with the CLI.
+pub const DEFAULT_EPOCHS: usize = 10;
+pub const DEFAULT_LR: f64 = 1e-3;
+pub const DEFAULT_WEIGHT_DECAY: f64 = 0.01;
+pub const DEFAULT_BATCH_SIZE: usize = 256;
+pub const DEFAULT_SEED: u64 = 17;
+
+const BETA1: f64 = 0.9;
+const BETA2: f64 = 0.999;
+const EPS: f64 = 1e-8;
+
+/// The head file's description, `head.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LayerHeadMeta {
+    /// `"arabtag-layer-head"`.
+    pub format: String,
+    pub version: u32,
+    /// Hidden-state layers (0 = embeddings, 1-based), concatenated in this
+    /// order; the input width is `layers.len() × hidden_size`.
+    pub layers: Vec<usize>,
+    pub hidden_size: usize,
+    /// Labels in row order.
+    pub labels: Vec<String>,
+    /// Which subtoken of a word is classified: `"first"`.
+    pub subtoken: String,
+    /// sha256 of the encoder weights the head was trained on.
+    pub encoder_sha256: String,
+}
+
+/// The head file format's name.
+pub const HEAD_FORMAT: &str = "arabtag-layer-head";
+
+/// Training settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainOptions {
+    pub epochs: usize,
+    pub lr: f64,
+    pub weight_decay: f64,
+    pub batch_size: usize,
+    pub seed: u64,
+}
+
+impl Default for TrainOptions {
+    fn default() -> Self {
+        Self {
+            epochs: DEFAULT_EPOCHS,
+            lr: DEFAULT_LR,
+            weight_decay: DEFAULT_WEIGHT_DECAY,
+            batch_size: DEFAULT_BATCH_SIZE,
+            seed: DEFAULT_SEED,
+        }
+    }
+}
+
+/// What one epoch gave.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochReport {
+    pub epoch: usize,
+    pub train_loss: f64,
+    pub dev_loss: Option<f64>,
+    /// Dev entity F1 (seqeval default mode), argmax decoding.
+    pub dev_f1_argmax: Option<f64>,
+    /// The same with BIO-constrained Viterbi.
+    pub dev_f1_viterbi: Option<f64>,
+    pub seconds: f64,
+}
+
+/// A checkpoint's `state.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainState {
+    /// Epochs done.
+    pub epoch: usize,
+    /// Optimiser steps done.
+    pub step: usize,
+    /// The generator's state after the last shuffle.
+    pub rng: u64,
+    pub options: TrainOptions,
+    pub labels: Vec<String>,
+    pub dim: usize,
+    pub history: Vec<EpochReport>,
+}
+
+/// xorshift64*.
+#[derive(Debug, Clone)]
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Self {
+        Self(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+    fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    /// Uniform in [-1, 1).
+    fn symmetric(&mut self) -> f32 {
+        ((self.next_u64() >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n as u64) as usize
+    }
+}
+
+/// A linear head and its optimiser state.
+#[derive(Debug)]
+pub struct HeadTrainer {
+    weight: Var,
+    bias: Var,
+    /// First and second moments of `weight` and `bias`.
+    moments: [Tensor; 4],
+    state: TrainState,
+}
+
+fn rows(features: &Features, words: &[usize]) -> Result<Tensor, InferError> {
+    let mut values = Vec::with_capacity(words.len() * features.dim);
+    for &w in words {
+        values.extend(features.row(w).iter().map(|x| x.to_f32()));
+    }
+    Ok(Tensor::from_vec(
+        values,
+        (words.len(), features.dim),
+        &Device::Cpu,
+    )?)
+}
+
+impl HeadTrainer {
+    /// A fresh head over `dim` features for `labels`, initialised from the
+    /// options' seed.
+    pub fn new(labels: Vec<String>, dim: usize, options: TrainOptions) -> Result<Self, InferError> {
+        let mut rng = Rng::new(options.seed);
+        let n = labels.len();
+        let bound = 1.0 / (dim.max(1) as f32).sqrt();
+        let w: Vec<f32> = (0..n * dim).map(|_| rng.symmetric() * bound).collect();
+        let b: Vec<f32> = (0..n).map(|_| rng.symmetric() * bound).collect();
+        let device = Device::Cpu;
+        let zeros = |shape: &[usize]| Tensor::zeros(shape, DType::F32, &device);
+        Ok(Self {
+            weight: Var::from_tensor(&Tensor::from_vec(w, (n, dim), &device)?)?,
+            bias: Var::from_tensor(&Tensor::from_vec(b, n, &device)?)?,
+            moments: [
+                zeros(&[n, dim])?,
+                zeros(&[n])?,
+                zeros(&[n, dim])?,
+                zeros(&[n])?,
+            ],
+            state: TrainState {
+                epoch: 0,
+                step: 0,
+                rng: rng.0,
+                options,
+                labels,
+                dim,
+                history: Vec::new(),
+            },
+        })
+    }
+
+    /// The training state.
+    pub fn state(&self) -> &TrainState {
+        &self.state
+    }
+
+    /// Options for the epochs still to run (a resumed run may raise
+    /// `epochs`).
+    pub fn set_epochs(&mut self, epochs: usize) {
+        self.state.options.epochs = epochs;
+    }
+
+    /// Records what an epoch gave (after [`Self::train_epoch`]).
+    pub fn record(&mut self, report: EpochReport) {
+        self.state.history.push(report);
+    }
+
+    /// The weight `[labels, dim]` and bias `[labels]`.
+    pub fn tensors(&self) -> (&Tensor, &Tensor) {
+        (self.weight.as_tensor(), self.bias.as_tensor())
+    }
+
+    /// Logits `[n, labels]` of features `[n, dim]`.
+    fn logits(&self, xs: &Tensor) -> Result<Tensor, InferError> {
+        Ok(xs
+            .matmul(&self.weight.as_tensor().t()?)?
+            .broadcast_add(self.bias.as_tensor())?)
+    }
+
+    /// One epoch over `words` (rows of `features`, each with its label in
+    /// `labels`, indexed by word); `progress` gets the words done after each
+    /// batch. Returns the mean training loss.
+    pub fn train_epoch(
+        &mut self,
+        features: &Features,
+        labels: &[u32],
+        words: &[usize],
+        progress: &mut dyn FnMut(usize),
+    ) -> Result<f64, InferError> {
+        let mut order = words.to_vec();
+        let mut rng = Rng(self.state.rng);
+        for i in (1..order.len()).rev() {
+            order.swap(i, rng.below(i + 1));
+        }
+        self.state.rng = rng.0;
+        let batch = self.state.options.batch_size.max(1);
+        let (mut total, mut count) = (0.0, 0usize);
+        for chunk in order.chunks(batch) {
+            let xs = rows(features, chunk)?;
+            let ys: Vec<u32> = chunk.iter().map(|&w| labels[w]).collect();
+            let ys = Tensor::from_vec(ys, chunk.len(), &Device::Cpu)?;
+            let loss = candle_nn::loss::cross_entropy(&self.logits(&xs)?, &ys)?;
+            let grads = loss.backward()?;
+            self.step(&grads)?;
+            total += f64::from(loss.to_scalar::<f32>()?) * chunk.len() as f64;
+            count += chunk.len();
+            progress(chunk.len());
+        }
+        self.state.epoch += 1;
+        Ok(if count == 0 {
+            0.0
+        } else {
+            total / count as f64
+        })
+    }
+
+    /// candle_nn::AdamW's update, with the moments kept here.
+    fn step(&mut self, grads: &candle_core::backprop::GradStore) -> Result<(), InferError> {
+        self.state.step += 1;
+        let o = &self.state.options;
+        let t = self.state.step as i32;
+        let scale_m = 1.0 / (1.0 - BETA1.powi(t));
+        let scale_v = 1.0 / (1.0 - BETA2.powi(t));
+        let (lr, decay) = (o.lr, o.lr * o.weight_decay);
+        for (k, var) in [&self.weight, &self.bias].into_iter().enumerate() {
+            let Some(g) = grads.get(var.as_tensor()) else {
+                continue;
+            };
+            let m = ((&self.moments[k] * BETA1)? + (g * (1.0 - BETA1))?)?;
+            let v = ((&self.moments[k + 2] * BETA2)? + (g.sqr()? * (1.0 - BETA2))?)?;
+            let m_hat = (&m * scale_m)?;
+            let v_hat = (&v * scale_v)?;
+            let next = (var.as_tensor() * (1.0 - decay))?;
+            let adjusted = (m_hat / (v_hat.sqrt()? + EPS)?)?;
+            var.set(&(next - (adjusted * lr)?)?)?;
+            self.moments[k] = m;
+            self.moments[k + 2] = v;
+        }
+        Ok(())
+    }
+
+    /// Mean loss over `words` and each word's label probabilities, in the
+    /// order of `words`.
+    pub fn evaluate(
+        &self,
+        features: &Features,
+        labels: &[u32],
+        words: &[usize],
+    ) -> Result<(f64, Vec<Vec<f32>>), InferError> {
+        let (mut total, mut probs) = (0.0, Vec::with_capacity(words.len()));
+        for chunk in words.chunks(4096) {
+            let logits = self.logits(&rows(features, chunk)?)?;
+            let ys: Vec<u32> = chunk.iter().map(|&w| labels[w]).collect();
+            let ys = Tensor::from_vec(ys, chunk.len(), &Device::Cpu)?;
+            let loss = candle_nn::loss::cross_entropy(&logits, &ys)?;
+            total += f64::from(loss.to_scalar::<f32>()?) * chunk.len() as f64;
+            probs.extend(candle_nn::ops::softmax_last_dim(&logits)?.to_vec2::<f32>()?);
+        }
+        let mean = if words.is_empty() {
+            0.0
+        } else {
+            total / words.len() as f64
+        };
+        Ok((mean, probs))
+    }
+
+    /// Writes `head.safetensors`, `optimizer.safetensors` and `state.json`
+    /// into `dir`.
+    pub fn save_checkpoint(&self, dir: &Path) -> Result<(), InferError> {
+        self.save_head(&dir.join("head.safetensors"))?;
+        let [mw, mb, vw, vb] = self.moments.clone();
+        let tensors = std::collections::HashMap::from([
+            ("m.weight".to_owned(), mw),
+            ("m.bias".to_owned(), mb),
+            ("v.weight".to_owned(), vw),
+            ("v.bias".to_owned(), vb),
+        ]);
+        candle_core::safetensors::save(&tensors, dir.join("optimizer.safetensors"))?;
+        write_json(&dir.join("state.json"), &self.state)
+    }
+
+    /// Writes the head's `weight` and `bias` (creating the folder).
+    pub fn save_head(&self, path: &Path) -> Result<(), InferError> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|source| InferError::Write {
+                path: dir.to_owned(),
+                source,
+            })?;
+        }
+        let tensors = std::collections::HashMap::from([
+            ("weight".to_owned(), self.weight.as_tensor().clone()),
+            ("bias".to_owned(), self.bias.as_tensor().clone()),
+        ]);
+        candle_core::safetensors::save(&tensors, path)?;
+        Ok(())
+    }
+
+    /// Reads a checkpoint folder written by [`Self::save_checkpoint`].
+    pub fn load_checkpoint(dir: &Path) -> Result<Self, InferError> {
+        let state_path = dir.join("state.json");
+        let text = std::fs::read_to_string(&state_path).map_err(|source| InferError::Read {
+            path: state_path.clone(),
+            source,
+        })?;
+        let state: TrainState = serde_json::from_str(&text).map_err(|source| InferError::Json {
+            path: state_path,
+            source,
+        })?;
+        let device = Device::Cpu;
+        let mut head = candle_core::safetensors::load(dir.join("head.safetensors"), &device)?;
+        let mut opt = candle_core::safetensors::load(dir.join("optimizer.safetensors"), &device)?;
+        let n = state.labels.len();
+        let take = |map: &mut std::collections::HashMap<String, Tensor>,
+                    name: &str,
+                    shape: &[usize]|
+         -> Result<Tensor, InferError> {
+            match map.remove(name) {
+                Some(t) if t.dims() == shape => Ok(t.to_dtype(DType::F32)?),
+                _ => Err(InferError::BadCheckpoint {
+                    path: dir.to_owned(),
+                    reason: format!("`{name}` missing or not of shape {shape:?}"),
+                }),
+            }
+        };
+        let weight = take(&mut head, "weight", &[n, state.dim])?;
+        let bias = take(&mut head, "bias", &[n])?;
+        let moments = [
+            take(&mut opt, "m.weight", &[n, state.dim])?,
+            take(&mut opt, "m.bias", &[n])?,
+            take(&mut opt, "v.weight", &[n, state.dim])?,
+            take(&mut opt, "v.bias", &[n])?,
+        ];
+        Ok(Self {
+            weight: Var::from_tensor(&weight)?,
+            bias: Var::from_tensor(&bias)?,
+            moments,
+            state,
+        })
+    }
+}
+
+/// Writes `value` as pretty JSON.
+pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), InferError> {
+    let text = serde_json::to_string_pretty(value).map_err(|source| InferError::Json {
+        path: path.to_owned(),
+        source,
+    })?;
+    std::fs::write(path, text + "\n").map_err(|source| InferError::Write {
+        path: path.to_owned(),
+        source,
+    })
+}

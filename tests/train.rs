@@ -1,0 +1,237 @@
+//! `arabtag train ner` end to end on a tiny random BERT (hub layout, local
+//! source) and a hand-written CoNLL file: checkpoints, the feature cache's
+//! reuse, `--resume`, and the same seed giving the same head.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+/// Width of the tiny BERT's hidden states.
+const HIDDEN: usize = 32;
+
+/// A tiny random BERT (2 layers, 32 positions) in the hub layout.
+fn tiny_bert(dir: &Path) {
+    use candle_core::{DType, Device, Tensor};
+    let (h, ff, vocab, positions) = (HIDDEN, 64, 20, 32);
+    let mut tensors = std::collections::HashMap::new();
+    let mut put = |name: String, shape: &[usize], norm: bool| {
+        let t = if norm {
+            Tensor::ones(shape, DType::F32, &Device::Cpu).unwrap()
+        } else {
+            (Tensor::randn(0f32, 1.0, shape, &Device::Cpu).unwrap() * 0.1).unwrap()
+        };
+        tensors.insert(name, t);
+    };
+    let e = "bert.embeddings";
+    put(format!("{e}.word_embeddings.weight"), &[vocab, h], false);
+    put(
+        format!("{e}.position_embeddings.weight"),
+        &[positions, h],
+        false,
+    );
+    put(format!("{e}.token_type_embeddings.weight"), &[2, h], false);
+    put(format!("{e}.LayerNorm.weight"), &[h], true);
+    put(format!("{e}.LayerNorm.bias"), &[h], false);
+    for l in 0..2 {
+        let p = format!("bert.encoder.layer.{l}");
+        for (name, out, inp) in [
+            ("attention.self.query", h, h),
+            ("attention.self.key", h, h),
+            ("attention.self.value", h, h),
+            ("attention.output.dense", h, h),
+            ("intermediate.dense", ff, h),
+            ("output.dense", h, ff),
+        ] {
+            put(format!("{p}.{name}.weight"), &[out, inp], false);
+            put(format!("{p}.{name}.bias"), &[out], false);
+        }
+        for norm in ["attention.output.LayerNorm", "output.LayerNorm"] {
+            put(format!("{p}.{norm}.weight"), &[h], true);
+            put(format!("{p}.{norm}.bias"), &[h], false);
+        }
+    }
+    // A token classifier, so that the config has a task ([ner]).
+    put("classifier.weight".to_owned(), &[3, h], false);
+    put("classifier.bias".to_owned(), &[3], false);
+    candle_core::safetensors::save(&tensors, dir.join("model.safetensors")).unwrap();
+    let config = serde_json::json!({
+        "architectures": ["BertForTokenClassification"],
+        "id2label": {"0": "O", "1": "B-PER", "2": "I-PER"},
+        "label2id": {"O": 0, "B-PER": 1, "I-PER": 2}, "model_type": "bert", "vocab_size": vocab,
+        "hidden_size": h, "num_hidden_layers": 2, "num_attention_heads": 4,
+        "intermediate_size": ff, "hidden_act": "gelu", "max_position_embeddings": positions,
+        "type_vocab_size": 2, "layer_norm_eps": 1e-12, "pad_token_id": 0,
+        "position_embedding_type": "absolute",
+    });
+    std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
+}
+
+const WORDS: [&str; 8] = [
+    "قال",
+    "في",
+    "موسكو",
+    "بوتين",
+    "روسيا",
+    "إن",
+    "من",
+    "الكرملين",
+];
+const TAGS: [&str; 8] = ["O", "O", "B-LOC", "B-PERS", "B-LOC", "O", "O", "B-ORG"];
+
+fn arabtag(args: &[&dyn AsRef<std::ffi::OsStr>]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_arabtag"))
+        .args(args.iter().map(|a| a.as_ref()))
+        .env("HF_HUB_OFFLINE", "1")
+        .output()
+        .unwrap()
+}
+
+fn sha256(path: &Path) -> String {
+    Sha256::digest(std::fs::read(path).unwrap())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// A tiny BERT, a WordPiece tokenizer of `WORDS`, the config pinning them,
+/// and a CoNLL file of 20 sentences (the last 2 are dev), one of them longer
+/// than the model's 32 positions.
+fn setup(dir: &Path) -> (PathBuf, PathBuf) {
+    tiny_bert(dir);
+    let mut vocab = serde_json::Map::new();
+    for (i, t) in ["[PAD]", "[UNK]", "[CLS]", "[SEP]"].iter().enumerate() {
+        vocab.insert(t.to_string(), i.into());
+    }
+    for (i, w) in WORDS.iter().enumerate() {
+        vocab.insert(w.to_string(), (i + 4).into());
+    }
+    vocab.insert("و".to_string(), 12.into());
+    vocab.insert("##روسيا".to_string(), 13.into());
+    let added: Vec<Value> = ["[PAD]", "[UNK]", "[CLS]", "[SEP]"]
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            serde_json::json!({"id": i, "content": t, "single_word": false, "lstrip": false,
+                "rstrip": false, "normalized": false, "special": true})
+        })
+        .collect();
+    let tokenizer = serde_json::json!({
+        "version": "1.0", "truncation": null, "padding": null, "added_tokens": added,
+        "normalizer": null,
+        "pre_tokenizer": {"type": "BertPreTokenizer"},
+        "post_processor": {"type": "BertProcessing", "sep": ["[SEP]", 3], "cls": ["[CLS]", 2]},
+        "decoder": null,
+        "model": {"type": "WordPiece", "unk_token": "[UNK]", "continuing_subword_prefix": "##",
+                  "max_input_chars_per_word": 100, "vocab": vocab}
+    });
+    std::fs::write(dir.join("tokenizer.json"), tokenizer.to_string()).unwrap();
+    let pin = |file: &str| sha256(&dir.join(file));
+    let toml = format!(
+        "schema_version = 1\nname = \"tiny random BERT (test)\"\n\n[source.local]\ndir = \".\"\n\
+         config = {{ file = \"config.json\", sha256 = \"{}\" }}\n\
+         weights = {{ file = \"model.safetensors\", sha256 = \"{}\" }}\n\
+         tokenizer = {{ file = \"tokenizer.json\", sha256 = \"{}\" }}\n\n\
+         [ner]\nlabels = [\"O\", \"B-PER\", \"I-PER\"]\nmap = {{ PER = \"PER\" }}\n\
+         window = 16\nstride = 4\n",
+        pin("config.json"),
+        pin("model.safetensors"),
+        pin("tokenizer.json"),
+    );
+    let config = dir.join("tiny.toml");
+    std::fs::write(&config, toml).unwrap();
+    let mut conll = String::new();
+    for s in 0..20 {
+        let len = if s == 3 { 40 } else { 3 + s % 5 };
+        for k in 0..len {
+            let i = (s * 3 + k * 5) % WORDS.len();
+            conll.push_str(&format!("{} {}\n", WORDS[i], TAGS[i]));
+        }
+        conll.push_str("ووروسيا B-LOC\n\n");
+    }
+    let train = dir.join("train.txt");
+    std::fs::write(&train, conll).unwrap();
+    (config, train)
+}
+
+fn train(config: &Path, data: &Path, out: &Path, cache: &Path, extra: &[&str]) -> Output {
+    let mut args: Vec<&dyn AsRef<std::ffi::OsStr>> = vec![
+        &"train",
+        &"ner",
+        &"--train",
+        &data,
+        &"--model",
+        &config,
+        &"--out",
+        &out,
+        &"--cache",
+        &cache,
+        &"--layers",
+        &"1,2",
+        &"--lr",
+        &"0.01",
+        &"--batch-size",
+        &"8",
+    ];
+    args.extend(extra.iter().map(|e| e as &dyn AsRef<std::ffi::OsStr>));
+    let output = arabtag(&args);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+fn history(out: &Path) -> Vec<Value> {
+    let text = std::fs::read_to_string(out.join("history.json")).unwrap();
+    let v: Value = serde_json::from_str(&text).unwrap();
+    v["history"].as_array().unwrap().clone()
+}
+
+#[test]
+fn train_ner_checkpoints_caches_and_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (config, data) = setup(dir.path());
+    let cache = dir.path().join("cache");
+    let out = dir.path().join("out");
+    let first = train(&config, &data, &out, &cache, &["--epochs", "2"]);
+    let err = String::from_utf8_lossy(&first.stderr);
+    assert!(err.contains("cached in"), "{err}");
+    assert!(err.contains("epoch 2:"), "{err}");
+    assert_eq!(history(&out).len(), 2);
+    for f in [
+        "head.safetensors",
+        "head.json",
+        "latest.json",
+        "checkpoints/epoch-002/state.json",
+    ] {
+        assert!(out.join(f).exists(), "{f}");
+    }
+    let meta: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("head.json")).unwrap()).unwrap();
+    assert_eq!(meta["format"], "arabtag-layer-head");
+    assert_eq!(meta["layers"], serde_json::json!([1, 2]));
+    assert_eq!(meta["hidden_size"], HIDDEN);
+
+    // Resumed to 3 epochs: the cache is reused, epoch 3 only runs.
+    let resumed = train(&config, &data, &out, &cache, &["--epochs", "3", "--resume"]);
+    let err = String::from_utf8_lossy(&resumed.stderr);
+    assert!(err.contains("features: cache"), "{err}");
+    assert!(err.contains("resuming after epoch 2"), "{err}");
+    assert!(
+        !err.contains("epoch 2:") && err.contains("epoch 3:"),
+        "{err}"
+    );
+    assert_eq!(history(&out).len(), 3);
+
+    // Three epochs straight, same seed: the same checkpoint bytes.
+    let straight = dir.path().join("straight");
+    train(&config, &data, &straight, &cache, &["--epochs", "3"]);
+    let ckpt = "checkpoints/epoch-003/head.safetensors";
+    assert_eq!(
+        std::fs::read(out.join(ckpt)).unwrap(),
+        std::fs::read(straight.join(ckpt)).unwrap()
+    );
+}
