@@ -152,9 +152,10 @@ fn assert_spans_are_slices(record: &Value, text: &str) {
         assert!(s < t && t <= chars.len(), "{e}");
         let slice: String = chars[s..t].iter().collect();
         assert_eq!(e["text"].as_str().unwrap(), slice, "{e}");
-        // PER and LOC from the tiny heads, DATE from the date rules.
+        // PER and LOC from the tiny heads, ORG too from the default model's
+        // head, DATE from the date rules.
         assert!(
-            ["PER", "LOC", "DATE"].contains(&e["type"].as_str().unwrap()),
+            ["PER", "ORG", "LOC", "DATE"].contains(&e["type"].as_str().unwrap()),
             "{e}"
         );
     }
@@ -409,6 +410,67 @@ fn the_minilm_config_swaps_the_model_without_code() {
     let recs = records(&out);
     assert_eq!(recs.len(), 1);
     assert_eq!(recs[0]["segments"].as_array().unwrap().len(), 19);
+}
+
+/// Writes `dir/ner.safetensors`: a linear head over `width` features whose
+/// bias makes every word `B-LOC`; returns its sha256.
+fn write_loc_head(dir: &Path, width: usize) -> String {
+    use candle_core::{Device, Tensor};
+    let weight = Tensor::zeros((5, width), candle_core::DType::F32, &Device::Cpu).unwrap();
+    // O, B-PER, I-PER, B-LOC, I-LOC.
+    let bias = Tensor::new(&[-8.0f32, -8.0, -8.0, 8.0, -8.0], &Device::Cpu).unwrap();
+    let head = dir.join("ner.safetensors");
+    candle_core::safetensors::save(
+        &std::collections::HashMap::from([
+            ("weight".to_string(), weight),
+            ("bias".to_string(), bias),
+        ]),
+        &head,
+    )
+    .unwrap();
+    sha256(&head)
+}
+
+#[test]
+fn a_ner_head_over_concatenated_layers_loads_and_tags() {
+    let dir = tempfile::tempdir().unwrap();
+    common::Tiny::new(common::Arch::Bert, common::Head::None).write(dir.path());
+    let doc = dir.path().join("d.txt");
+    let body = text(3, 2);
+    std::fs::write(&doc, &body).unwrap();
+    let tasks = |sha: &str| {
+        format!(
+            "[ner]\nhead = {{ path = \"ner.safetensors\", sha256 = \"{sha}\" }}\n\
+             layers = [0, 2]\nlabels = [\"O\", \"B-PER\", \"I-PER\", \"B-LOC\", \"I-LOC\"]\n\
+             map = {{ PER = \"PER\", LOC = \"LOC\" }}\nwindow = 16\nstride = 4\n"
+        )
+    };
+    // Two layers of the tiny encoder: the head reads 2 × HIDDEN features.
+    let config = write_config(
+        dir.path(),
+        &tasks(&write_loc_head(dir.path(), 2 * common::HIDDEN)),
+    );
+    let out = arabtag(&[&"tag", &"--model", &config, &doc]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let recs = records(&out);
+    assert_eq!(recs.len(), 1);
+    assert!(recs[0]["error"].is_null(), "{}", recs[0]);
+    let entities = recs[0]["entities"].as_array().unwrap();
+    assert!(!entities.is_empty(), "{}", recs[0]);
+    assert_spans_are_slices(&recs[0], &body);
+    assert!(entities.iter().all(|e| e["type"] == "LOC"), "{}", recs[0]);
+
+    // A head as wide as one layer does not fit two.
+    let config = write_config(
+        dir.path(),
+        &tasks(&write_loc_head(dir.path(), common::HIDDEN)),
+    );
+    let out = arabtag(&[&"tag", &"--model", &config, &doc]);
+    assert_ne!(
+        out.status.code(),
+        Some(0),
+        "a 64-wide head over two layers loaded"
+    );
 }
 
 #[test]

@@ -57,6 +57,34 @@ struct NerTask {
     /// Content tokens per window (special tokens not counted).
     window: usize,
     stride: usize,
+    /// A head over these encoder layers, concatenated (`ner.layers`); empty:
+    /// over the last hidden state.
+    layers: Vec<usize>,
+}
+
+/// The encoder seen through a layer head's eyes: the states of `layers`,
+/// concatenated on the last dimension, as its hidden states.
+#[derive(Debug)]
+struct LayerConcat<'a> {
+    encoder: &'a dyn Encoder,
+    layers: &'a [usize],
+}
+
+impl Encoder for LayerConcat<'_> {
+    fn forward(&self, input_ids: &Tensor, attention_mask: &Tensor) -> Result<Tensor, InferError> {
+        let states = self
+            .encoder
+            .forward_layers(input_ids, attention_mask, self.layers)?;
+        Ok(Tensor::cat(&states, D::Minus1)?)
+    }
+
+    fn hidden_size(&self) -> usize {
+        self.encoder.hidden_size() * self.layers.len()
+    }
+
+    fn max_positions(&self) -> usize {
+        self.encoder.max_positions()
+    }
 }
 
 /// The stance task of a config, loaded.
@@ -151,7 +179,7 @@ impl Tagger {
                     })?,
                     NerHead::File(file) => Box::new(TokenClassifier::from_file(
                         &file.path,
-                        hidden,
+                        hidden * cfg.layers.len().max(1),
                         cfg.labels.clone(),
                         &device,
                     )?),
@@ -173,6 +201,7 @@ impl Tagger {
                         })?,
                     window,
                     stride: cfg.stride,
+                    layers: cfg.layers.clone(),
                 })
             }
         };
@@ -306,7 +335,13 @@ impl Tagger {
                 stride: task.stride,
                 batch_size: self.options.batch_size,
                 aggregation: task.aggregation,
-                decoding: self.options.decoding,
+                // A layer head was trained and scored with Viterbi decoding
+                // (`arabtag train ner`), so it is decoded that way.
+                decoding: if task.layers.is_empty() {
+                    self.options.decoding
+                } else {
+                    Decoding::Viterbi
+                },
                 label_map: task.label_map.clone(),
                 proclitics: Proclitics {
                     vocabulary: Some(score),
@@ -314,9 +349,18 @@ impl Tagger {
                 },
             };
             let head = |hidden: &Tensor| task.head.forward(hidden);
+            let layered = LayerConcat {
+                encoder: self.encoder.as_ref(),
+                layers: &task.layers,
+            };
+            let encoder: &dyn Encoder = if task.layers.is_empty() {
+                self.encoder.as_ref()
+            } else {
+                &layered
+            };
             let model = NerModel {
                 tokenizer: &self.tokenizer,
-                encoder: self.encoder.as_ref(),
+                encoder,
                 head,
                 labels: &task.labels,
                 device: &self.device,

@@ -66,6 +66,9 @@
 //! aggregation = "first"              # first | max | average (DEFAULT_AGGREGATION)
 //! window = 512                       # positions per window, special tokens included (DEFAULT_WINDOW)
 //! stride = 128                       # tokens shared by consecutive windows (DEFAULT_STRIDE)
+//! layers = [6, 8, 10, 12]           # head file over these layers' states, concatenated
+//!                                    # (0: embeddings; aggregation "first", Viterbi decoding);
+//!                                    # absent: over the last hidden state
 //!
 //! [dates]                            # optional: rule-based DATE entities (pipeline::dates)
 //! enabled = true                     # merged with [ner]'s spans, which win (DEFAULT_DATES_ENABLED)
@@ -264,6 +267,11 @@ pub struct NerConfig {
     pub window: usize,
     /// Tokens shared by consecutive windows.
     pub stride: usize,
+    /// For a head file over intermediate layers: the encoder layers (0: the
+    /// embeddings) whose states, concatenated on the last dimension, the
+    /// head reads; empty: the last hidden state.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub layers: Vec<usize>,
 }
 
 impl NerConfig {

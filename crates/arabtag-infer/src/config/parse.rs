@@ -119,6 +119,8 @@ struct RawNer {
     aggregation: Option<Aggregation>,
     window: Option<usize>,
     stride: Option<usize>,
+    #[serde(default)]
+    layers: Vec<usize>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -566,6 +568,22 @@ impl Validator {
                 NerHead::Checkpoint
             }
         };
+        if !raw.layers.is_empty() && !matches!(head, NerHead::File(_)) {
+            self.problem(
+                "ner.layers",
+                "ner.layers: only a head file (ner.head = { path = \"…\", sha256 = \"…\" }) \
+                 reads intermediate layers; leave ner.layers out for the checkpoint's head",
+            );
+        }
+        if let Some(i) = (1..raw.layers.len()).find(|&i| raw.layers[..i].contains(&raw.layers[i])) {
+            self.problem(
+                format!("ner.layers[{i}]"),
+                format!(
+                    "ner.layers[{i}] = {} repeats an earlier layer",
+                    raw.layers[i]
+                ),
+            );
+        }
         let types = self.ner_labels(&raw.labels);
         let mut map = BTreeMap::new();
         if raw.map.is_empty() && !raw.labels.is_empty() {
@@ -630,6 +648,7 @@ impl Validator {
             aggregation: raw.aggregation.unwrap_or(DEFAULT_AGGREGATION),
             window,
             stride,
+            layers: raw.layers,
         })
     }
 

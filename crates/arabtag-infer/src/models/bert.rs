@@ -464,4 +464,13 @@ impl Encoder for BertModel {
     fn max_positions(&self) -> usize {
         self.positions.usable(self.dims.max_position_embeddings)
     }
+
+    fn forward_layers(
+        &self,
+        input_ids: &Tensor,
+        attention_mask: &Tensor,
+        layers: &[usize],
+    ) -> Result<Vec<Tensor>, InferError> {
+        BertModel::forward_layers(self, input_ids, attention_mask, layers)
+    }
 }

@@ -764,6 +764,15 @@ impl Encoder for E5Model {
     fn max_positions(&self) -> usize {
         self.bert.max_positions()
     }
+
+    fn forward_layers(
+        &self,
+        input_ids: &Tensor,
+        attention_mask: &Tensor,
+        layers: &[usize],
+    ) -> Result<Vec<Tensor>, InferError> {
+        self.bert.forward_layers(input_ids, attention_mask, layers)
+    }
 }
 
 /// Loads the e5 file as an encoder: 4-bit matrices with `quantized`, else

@@ -54,6 +54,19 @@ pub trait Encoder: std::fmt::Debug + Send + Sync {
     fn hidden_size(&self) -> usize;
     /// Most positions one window may hold, special tokens included.
     fn max_positions(&self) -> usize;
+    /// The hidden states after each of `layers` (0: the embeddings), each
+    /// `[batch, seq, hidden]` f32; encoders that cannot give intermediate
+    /// layers refuse.
+    fn forward_layers(
+        &self,
+        _input_ids: &Tensor,
+        _attention_mask: &Tensor,
+        _layers: &[usize],
+    ) -> Result<Vec<Tensor>, InferError> {
+        Err(InferError::TaggerSetup {
+            what: "this encoder cannot give intermediate layers",
+        })
+    }
 }
 
 /// The prefixes transformers puts before the base model's tensors in a

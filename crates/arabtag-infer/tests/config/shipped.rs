@@ -62,7 +62,23 @@ fn the_default_is_the_e5_file_with_the_readmes_hashes_and_prototypes() {
         e5.weights.path,
         workspace().join("models/e5-small/e5-small-q4.bin")
     );
-    assert!(c.ner.is_none(), "the NER head comes in a later issue");
+    let ner = c
+        .ner
+        .as_ref()
+        .expect("the default tags entities with its layer head");
+    assert_eq!(ner.layers, [6, 8, 10, 12]);
+    let arabtag_infer::config::NerHead::File(head) = &ner.head else {
+        panic!("{:?}", ner.head)
+    };
+    assert_eq!(
+        head.path,
+        workspace().join("models/heads/e5-ner-layers.safetensors")
+    );
+    assert_eq!(
+        head.sha256.unwrap().to_string(),
+        "b536951791523fb875eec2af4ff1b82e7681fa507381f0ad406aac172690a12c"
+    );
+    assert_eq!(ner.dropped_types(), ["MISC"]);
     assert!(
         c.dates.is_some_and(|d| d.enabled),
         "the date rules are on in the shipped default"
@@ -147,7 +163,7 @@ fn the_default_model_verifies_after_make_models() {
     assert_eq!(m.architecture, Architecture::Bert);
     assert_eq!(m.weights_format, WeightsFormat::E5Q4);
     assert_eq!(m.max_positions, 512, "from the file's own header");
-    assert_eq!(model.files().len(), 2);
+    assert_eq!(model.files().len(), 3, "weights, tokenizer, NER head");
     assert_eq!(model.files()[0].bytes, 71_622_400);
 }
 
