@@ -5,5 +5,6 @@
 
 mod eval;
 mod models;
+mod support;
 mod tag;
 mod train;

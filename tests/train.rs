@@ -5,8 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use crate::support;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
 /// Width of the tiny BERT's hidden states.
 const HIDDEN: usize = 32;
@@ -88,59 +88,19 @@ fn arabtag(args: &[&dyn AsRef<std::ffi::OsStr>]) -> Output {
         .unwrap()
 }
 
-fn sha256(path: &Path) -> String {
-    Sha256::digest(std::fs::read(path).unwrap())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
 /// A tiny BERT, a WordPiece tokenizer of `WORDS`, the config pinning them,
 /// and a CoNLL file of 20 sentences (the last 2 are dev), one of them longer
 /// than the model's 32 positions.
 fn setup(dir: &Path) -> (PathBuf, PathBuf) {
     tiny_bert(dir);
-    let mut vocab = serde_json::Map::new();
-    for (i, t) in ["[PAD]", "[UNK]", "[CLS]", "[SEP]"].iter().enumerate() {
-        vocab.insert(t.to_string(), i.into());
-    }
-    for (i, w) in WORDS.iter().enumerate() {
-        vocab.insert(w.to_string(), (i + 4).into());
-    }
-    vocab.insert("و".to_string(), 12.into());
-    vocab.insert("##روسيا".to_string(), 13.into());
-    let added: Vec<Value> = ["[PAD]", "[UNK]", "[CLS]", "[SEP]"]
-        .iter()
-        .enumerate()
-        .map(|(i, t)| {
-            serde_json::json!({"id": i, "content": t, "single_word": false, "lstrip": false,
-                "rstrip": false, "normalized": false, "special": true})
-        })
-        .collect();
-    let tokenizer = serde_json::json!({
-        "version": "1.0", "truncation": null, "padding": null, "added_tokens": added,
-        "normalizer": null,
-        "pre_tokenizer": {"type": "BertPreTokenizer"},
-        "post_processor": {"type": "BertProcessing", "sep": ["[SEP]", 3], "cls": ["[CLS]", 2]},
-        "decoder": null,
-        "model": {"type": "WordPiece", "unk_token": "[UNK]", "continuing_subword_prefix": "##",
-                  "max_input_chars_per_word": 100, "vocab": vocab}
-    });
-    std::fs::write(dir.join("tokenizer.json"), tokenizer.to_string()).unwrap();
-    let pin = |file: &str| sha256(&dir.join(file));
-    let toml = format!(
-        "schema_version = 1\nname = \"tiny random BERT (test)\"\n\n[source.local]\ndir = \".\"\n\
-         config = {{ file = \"config.json\", sha256 = \"{}\" }}\n\
-         weights = {{ file = \"model.safetensors\", sha256 = \"{}\" }}\n\
-         tokenizer = {{ file = \"tokenizer.json\", sha256 = \"{}\" }}\n\n\
-         [ner]\nlabels = [\"O\", \"B-PER\", \"I-PER\"]\nmap = {{ PER = \"PER\" }}\n\
+    let mut words = WORDS.to_vec();
+    words.extend(["و", "##روسيا"]);
+    let config = support::write_wordpiece_config(
+        dir,
+        &words,
+        "[ner]\nlabels = [\"O\", \"B-PER\", \"I-PER\"]\nmap = { PER = \"PER\" }\n\
          window = 16\nstride = 4\n",
-        pin("config.json"),
-        pin("model.safetensors"),
-        pin("tokenizer.json"),
     );
-    let config = dir.join("tiny.toml");
-    std::fs::write(&config, toml).unwrap();
     let mut conll = String::new();
     for s in 0..20 {
         let len = if s == 3 { 40 } else { 3 + s % 5 };
