@@ -5,6 +5,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::path::Path;
 
 use arabtag_infer::InferError;
@@ -15,7 +17,7 @@ use arabtag_infer::pipeline::{
     decode_entities, ner_logits, tag_ner,
 };
 use arabtag_records::{CharText, Entity};
-use arabtag_tokenizer::{NormalizerConfig, SubwordEncoder, windows};
+use arabtag_tokenizer::{SubwordEncoder, windows};
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 use candle_transformers::models::bert::{BertModel, Config};
@@ -84,30 +86,8 @@ fn single_words() -> Vec<&'static str> {
 
 /// A Unigram tokenizer behind a Metaspace pre-tokenizer with `<s> $A </s>`.
 fn tokenizer(dir: &Path) -> SubwordEncoder {
-    let mut vocab = vec![
-        serde_json::json!(["<unk>", 0.0]),
-        serde_json::json!(["<s>", 0.0]),
-        serde_json::json!(["</s>", 0.0]),
-        serde_json::json!(["<pad>", 0.0]),
-        serde_json::json!(["▁", -1.0]),
-    ];
-    vocab.extend(PIECES.iter().map(|(p, _, _)| serde_json::json!([p, -1.0])));
-    let special = |id: u32, content: &str| {
-        serde_json::json!({"id": id, "content": content, "single_word": false, "lstrip": false,
-            "rstrip": false, "normalized": false, "special": true})
-    };
-    let json = serde_json::json!({
-        "version": "1.0", "truncation": null, "padding": null,
-        "added_tokens": [special(1, "<s>"), special(2, "</s>"), special(3, "<pad>")],
-        "normalizer": null,
-        "pre_tokenizer": {"type": "Metaspace", "replacement": "▁", "prepend_scheme": "always", "split": true},
-        "post_processor": {"type": "BertProcessing", "sep": ["</s>", 2], "cls": ["<s>", 1]},
-        "decoder": null,
-        "model": {"type": "Unigram", "unk_id": 0, "vocab": vocab, "byte_fallback": false}
-    });
-    let path = dir.join("tokenizer.json");
-    std::fs::write(&path, serde_json::to_string(&json).unwrap()).unwrap();
-    SubwordEncoder::from_file(&path, NormalizerConfig::default()).unwrap()
+    let pieces: Vec<&str> = PIECES.iter().map(|(p, _, _)| *p).collect();
+    common::unigram_tokenizer(dir, &pieces)
 }
 
 const VOCAB: usize = 5 + PIECES.len();

@@ -13,7 +13,7 @@ use arabtag_infer::train::{
     CacheKey, FeatureSpec, Features, HeadTrainer, TaggedSentence, TrainOptions, align_sentence,
     extract_features, label_set, load_cache, save_cache,
 };
-use arabtag_tokenizer::{NormalizerConfig, SubwordEncoder};
+use arabtag_tokenizer::SubwordEncoder;
 use candle_core::{DType, Device, IndexOp, Tensor};
 use candle_nn::VarBuilder;
 use common::{Arch, Head, Rng, Tiny, max_abs_diff};
@@ -35,30 +35,7 @@ const PIECES: [&str; 10] = [
 ];
 
 fn tokenizer(dir: &Path) -> SubwordEncoder {
-    let mut vocab = vec![
-        serde_json::json!(["<unk>", 0.0]),
-        serde_json::json!(["<s>", 0.0]),
-        serde_json::json!(["</s>", 0.0]),
-        serde_json::json!(["<pad>", 0.0]),
-        serde_json::json!(["▁", -1.0]),
-    ];
-    vocab.extend(PIECES.iter().map(|p| serde_json::json!([p, -1.0])));
-    let special = |id: u32, content: &str| {
-        serde_json::json!({"id": id, "content": content, "single_word": false, "lstrip": false,
-            "rstrip": false, "normalized": false, "special": true})
-    };
-    let json = serde_json::json!({
-        "version": "1.0", "truncation": null, "padding": null,
-        "added_tokens": [special(1, "<s>"), special(2, "</s>"), special(3, "<pad>")],
-        "normalizer": null,
-        "pre_tokenizer": {"type": "Metaspace", "replacement": "▁", "prepend_scheme": "always", "split": true},
-        "post_processor": {"type": "BertProcessing", "sep": ["</s>", 2], "cls": ["<s>", 1]},
-        "decoder": null,
-        "model": {"type": "Unigram", "unk_id": 0, "vocab": vocab, "byte_fallback": false}
-    });
-    let path = dir.join("tokenizer.json");
-    std::fs::write(&path, serde_json::to_string(&json).unwrap()).unwrap();
-    SubwordEncoder::from_file(&path, NormalizerConfig::default()).unwrap()
+    common::unigram_tokenizer(dir, &PIECES)
 }
 
 fn bert(dir: &Path) -> BertModel {

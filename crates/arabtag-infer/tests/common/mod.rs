@@ -6,6 +6,7 @@ pub mod e5_writer;
 
 use std::path::{Path, PathBuf};
 
+use arabtag_tokenizer::{NormalizerConfig, SubwordEncoder};
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::VarMap;
 use serde_json::{Value, json};
@@ -365,4 +366,33 @@ pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
 /// Row `i` of a `[b, s, ..]` batch, cut to its first `len` positions.
 pub fn row(t: &Tensor, i: usize, len: usize) -> Tensor {
     t.get(i).unwrap().narrow(0, 0, len).unwrap()
+}
+
+/// A Unigram tokenizer behind a Metaspace pre-tokenizer with `<s> $A </s>`:
+/// `<unk> <s> </s> <pad> ▁` (ids 0–4), then `pieces`, written into `dir`.
+pub fn unigram_tokenizer(dir: &Path, pieces: &[&str]) -> SubwordEncoder {
+    let mut vocab = vec![
+        serde_json::json!(["<unk>", 0.0]),
+        serde_json::json!(["<s>", 0.0]),
+        serde_json::json!(["</s>", 0.0]),
+        serde_json::json!(["<pad>", 0.0]),
+        serde_json::json!(["▁", -1.0]),
+    ];
+    vocab.extend(pieces.iter().map(|p| serde_json::json!([p, -1.0])));
+    let special = |id: u32, content: &str| {
+        serde_json::json!({"id": id, "content": content, "single_word": false, "lstrip": false,
+            "rstrip": false, "normalized": false, "special": true})
+    };
+    let json = serde_json::json!({
+        "version": "1.0", "truncation": null, "padding": null,
+        "added_tokens": [special(1, "<s>"), special(2, "</s>"), special(3, "<pad>")],
+        "normalizer": null,
+        "pre_tokenizer": {"type": "Metaspace", "replacement": "▁", "prepend_scheme": "always", "split": true},
+        "post_processor": {"type": "BertProcessing", "sep": ["</s>", 2], "cls": ["<s>", 1]},
+        "decoder": null,
+        "model": {"type": "Unigram", "unk_id": 0, "vocab": vocab, "byte_fallback": false}
+    });
+    let path = dir.join("tokenizer.json");
+    std::fs::write(&path, serde_json::to_string(&json).unwrap()).unwrap();
+    SubwordEncoder::from_file(&path, NormalizerConfig::default()).unwrap()
 }
