@@ -419,15 +419,18 @@ impl Tagger {
             StanceTask::Prototypes { prefix, prototypes } => {
                 let texts: Vec<String> = segments.iter().map(|s| format!("{prefix}{s}")).collect();
                 let rows = self.embed(&texts)?;
-                let mut scores = Vec::with_capacity(rows.len());
-                for row in rows {
-                    let v = Tensor::new(row.as_slice(), &self.device)?.unsqueeze(1)?;
-                    let mut s = [0.0; 3];
-                    for (i, protos) in prototypes.iter().enumerate() {
-                        let cos = protos.matmul(&v)?.squeeze(1)?.max(0)?.to_scalar::<f32>()?;
+                let mut scores = vec![[0.0; 3]; rows.len()];
+                if rows.is_empty() {
+                    return Ok(scores);
+                }
+                // All segments at once: [descriptions, h] x [h, segments],
+                // then the best description per segment.
+                let segments_t = Tensor::new(rows, &self.device)?.t()?;
+                for (i, protos) in prototypes.iter().enumerate() {
+                    let best = protos.matmul(&segments_t)?.max(0)?.to_vec1::<f32>()?;
+                    for (s, cos) in scores.iter_mut().zip(best) {
                         s[i] = f64::from(cos);
                     }
-                    scores.push(s);
                 }
                 Ok(scores)
             }
