@@ -195,3 +195,131 @@ fn train_ner_checkpoints_caches_and_resumes() {
         std::fs::read(straight.join(ckpt)).unwrap()
     );
 }
+
+/// `--finetune`: layer 2 of the tiny BERT trained from the cached layer-1
+/// states; resuming gives the bytes of a straight run; the released head
+/// file (classifier + layer 2) tags through a config, and a config whose
+/// layers the encoder lacks is refused at load.
+#[test]
+fn train_ner_finetunes_resumes_and_tags() {
+    let dir = tempfile::tempdir().unwrap();
+    let (config, data) = setup(dir.path());
+    let cache = dir.path().join("cache");
+    let run = |out: &Path, epochs: &str, resume: bool| {
+        let mut args: Vec<&dyn AsRef<std::ffi::OsStr>> = vec![
+            &"train",
+            &"ner",
+            &"--train",
+            &data,
+            &"--model",
+            &config,
+            &"--out",
+            &out,
+            &"--cache",
+            &cache,
+            &"--layers",
+            &"2",
+            &"--finetune",
+            &"1",
+            &"--lr",
+            &"0.01",
+            &"--encoder-lr",
+            &"0.001",
+            &"--batch-tokens",
+            &"64",
+            &"--window",
+            &"12",
+            &"--epochs",
+            &epochs,
+        ];
+        if resume {
+            args.push(&"--resume");
+        }
+        let output = arabtag(&args);
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+    let out = dir.path().join("ft");
+    let err = run(&out, "3", false);
+    assert!(
+        err.contains("layer 1 states:") && err.contains("cached in"),
+        "{err}"
+    );
+    assert!(err.contains("epoch 3:"), "{err}");
+    let params = "checkpoints/epoch-003/params.safetensors";
+    let straight = std::fs::read(out.join(params)).unwrap();
+    // As if the run had stopped after epoch 2: resuming redoes epoch 3 to
+    // the same bytes (the schedule spans the same 3 epochs).
+    std::fs::remove_dir_all(out.join("checkpoints/epoch-003")).unwrap();
+    std::fs::write(
+        out.join("latest.json"),
+        r#"{"epoch": 2, "checkpoint": "checkpoints/epoch-002"}"#,
+    )
+    .unwrap();
+    let err = run(&out, "3", true);
+    assert!(err.contains("layer 1 states: cache"), "{err}");
+    assert!(
+        err.contains("resuming after epoch 2")
+            && err.contains("epoch 3:")
+            && !err.contains("epoch 2:"),
+        "{err}"
+    );
+    assert!(
+        std::fs::read(out.join(params)).unwrap() == straight,
+        "the resumed epoch 3 differs from the straight one"
+    );
+    let meta: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("head.json")).unwrap()).unwrap();
+    assert_eq!(meta["layers"], serde_json::json!([2]));
+    assert_eq!(meta["finetuned"], serde_json::json!([2]));
+    let head_path = out.join("head.safetensors");
+    let names: Vec<String> = candle_core::safetensors::load(&head_path, &candle_core::Device::Cpu)
+        .unwrap()
+        .into_keys()
+        .collect();
+    assert!(
+        names.contains(&"encoder.layer.1.output.dense.weight".to_owned()),
+        "{names:?}"
+    );
+    assert!(
+        !names.iter().any(|n| n.starts_with("encoder.layer.0.")),
+        "{names:?}"
+    );
+
+    let labels = meta["labels"].to_string();
+    let text = std::fs::read_to_string(&config).unwrap();
+    let ner_at = text.find("[ner]").unwrap();
+    let with_head = |layers: &str| {
+        format!(
+            "{}[ner]\nhead = {{ path = \"ft/head.safetensors\", sha256 = \"{}\" }}\n\
+             layers = {layers}\nlabels = {labels}\nmap = {{ PERS = \"PER\", LOC = \"LOC\", ORG = \"ORG\" }}\n\
+             window = 16\nstride = 4\n",
+            &text[..ner_at],
+            support::sha256(&head_path)
+        )
+    };
+    let good = dir.path().join("ft.toml");
+    std::fs::write(&good, with_head("[2]")).unwrap();
+    let input = dir.path().join("doc.txt");
+    std::fs::write(&input, "قال بوتين في موسكو إن روسيا").unwrap();
+    let tagged = arabtag(&[&"tag", &"--model", &good, &input]);
+    assert!(
+        tagged.status.success(),
+        "{}",
+        String::from_utf8_lossy(&tagged.stderr)
+    );
+    let record: Value = serde_json::from_slice(&tagged.stdout).unwrap();
+    assert!(record["entities"].is_array(), "{record}");
+    assert!(record.get("error").is_none(), "{record}");
+
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, with_head("[3]")).unwrap();
+    let refused = arabtag(&[&"tag", &"--model", &bad, &input]);
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(err.contains('3') && err.contains("layers"), "{err}");
+}

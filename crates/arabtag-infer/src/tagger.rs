@@ -16,6 +16,7 @@ use tokenizers::models::ModelWrapper;
 
 use crate::InferError;
 use crate::config::{DType, NerHead, ResolvedSource, StanceConfig, StanceMethod, VerifiedModel};
+use crate::models::bert::LAYER_PREFIX;
 use crate::models::{
     Encoder, HeadChoice, HubOptions, PooledClassifier, Pooling, SequenceHead, TokenClassifier,
     TokenHead, load_e5, load_hub, sentence_embeddings,
@@ -60,6 +61,9 @@ struct NerTask {
     /// A head over these encoder layers, concatenated (`ner.layers`); empty:
     /// over the last hidden state.
     layers: Vec<usize>,
+    /// The encoder with the head file's fine-tuned layers in place of its
+    /// own (other tasks keep the original); `None`: the shared encoder.
+    encoder: Option<Box<dyn Encoder>>,
 }
 
 /// The encoder seen through a layer head's eyes: the states of `layers`,
@@ -128,6 +132,34 @@ pub struct Tagger {
     options: TagOptions,
 }
 
+/// When the head file at `path` carries encoder layers
+/// (`encoder.layer.{i}.…`, written by `arabtag train ner --finetune`), the
+/// encoder with those layers in place of its own.
+fn finetuned_encoder(
+    encoder: &dyn Encoder,
+    path: &std::path::Path,
+    device: &Device,
+) -> Result<Option<Box<dyn Encoder>>, InferError> {
+    let tensors =
+        candle_core::safetensors::load(path, device).map_err(|source| InferError::Checkpoint {
+            path: path.to_owned(),
+            source: Box::new(source.into()),
+        })?;
+    if !tensors.keys().any(|k| k.starts_with(LAYER_PREFIX)) {
+        return Ok(None);
+    }
+    let bert = encoder.as_bert().ok_or(InferError::TaggerSetup {
+        what: "ner.head holds fine-tuned encoder layers, which only a BERT, XLM-RoBERTa or e5 encoder can take",
+    })?;
+    let (replaced, _) =
+        bert.with_layers_from(&tensors)
+            .map_err(|source| InferError::Checkpoint {
+                path: path.to_owned(),
+                source: Box::new(source),
+            })?;
+    Ok(Some(Box::new(replaced)))
+}
+
 impl Tagger {
     /// Loads everything `model` names, on the CPU.
     pub fn load(model: &VerifiedModel, options: TagOptions) -> Result<Self, InferError> {
@@ -173,16 +205,28 @@ impl Tagger {
         let ner = match &resolved.ner {
             None => None,
             Some(cfg) => {
+                if let Some(bert) = encoder.as_bert()
+                    && let Some(&layer) = cfg.layers.iter().find(|&&l| l > bert.num_layers())
+                {
+                    return Err(InferError::LayerOutOfRange {
+                        layer,
+                        layers: bert.num_layers(),
+                    });
+                }
+                let mut ner_encoder: Option<Box<dyn Encoder>> = None;
                 let head: Box<dyn TokenHead> = match &cfg.head {
                     NerHead::Checkpoint => token_head.ok_or(InferError::TaggerSetup {
                         what: "ner.head: the checkpoint has no token-classification head",
                     })?,
-                    NerHead::File(file) => Box::new(TokenClassifier::from_file(
-                        &file.path,
-                        hidden * cfg.layers.len().max(1),
-                        cfg.labels.clone(),
-                        &device,
-                    )?),
+                    NerHead::File(file) => {
+                        ner_encoder = finetuned_encoder(encoder.as_ref(), &file.path, &device)?;
+                        Box::new(TokenClassifier::from_file(
+                            &file.path,
+                            hidden * cfg.layers.len().max(1),
+                            cfg.labels.clone(),
+                            &device,
+                        )?)
+                    }
                 };
                 let window = cfg
                     .window
@@ -202,6 +246,7 @@ impl Tagger {
                     window,
                     stride: cfg.stride,
                     layers: cfg.layers.clone(),
+                    encoder: ner_encoder,
                 })
             }
         };
@@ -349,12 +394,13 @@ impl Tagger {
                 },
             };
             let head = |hidden: &Tensor| task.head.forward(hidden);
+            let base = task.encoder.as_deref().unwrap_or(self.encoder.as_ref());
             let layered = LayerConcat {
-                encoder: self.encoder.as_ref(),
+                encoder: base,
                 layers: &task.layers,
             };
             let encoder: &dyn Encoder = if task.layers.is_empty() {
-                self.encoder.as_ref()
+                base
             } else {
                 &layered
             };

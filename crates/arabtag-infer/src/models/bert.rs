@@ -100,6 +100,9 @@ impl BertConfig {
     }
 }
 
+/// Checkpoint prefix of the transformer layers.
+pub const LAYER_PREFIX: &str = "encoder.layer";
+
 /// How position ids are made from the attention mask.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Positions {
@@ -191,7 +194,22 @@ pub(crate) struct BertLayer {
 
 impl BertLayer {
     fn load(vb: VarBuilder, cfg: &BertConfig) -> candle_core::Result<Self> {
-        let (h, ff, eps) = (cfg.hidden_size, cfg.intermediate_size, cfg.layer_norm_eps());
+        Self::load_sized(
+            vb,
+            (cfg.hidden_size, cfg.intermediate_size),
+            cfg.layer_norm_eps(),
+            cfg.activation(),
+        )
+    }
+
+    /// Loads a layer of widths `(hidden, intermediate)` under `vb` (the
+    /// checkpoint's `encoder.layer.{i}` prefix).
+    pub(crate) fn load_sized(
+        vb: VarBuilder,
+        (h, ff): (usize, usize),
+        eps: f64,
+        activation: Activation,
+    ) -> candle_core::Result<Self> {
         let attention = vb.pp("attention");
         let this = attention.pp("self");
         let out = attention.pp("output");
@@ -202,7 +220,7 @@ impl BertLayer {
             attention_out: Linear::load(out.pp("dense"), h, h)?,
             attention_norm: candle_nn::layer_norm(h, eps, out.pp("LayerNorm"))?,
             intermediate: Linear::load(vb.pp("intermediate").pp("dense"), h, ff)?,
-            activation: cfg.activation(),
+            activation,
             output: Linear::load(vb.pp("output").pp("dense"), ff, h)?,
             output_norm: candle_nn::layer_norm(h, eps, vb.pp("output").pp("LayerNorm"))?,
         })
@@ -223,6 +241,45 @@ impl BertLayer {
             output: f(&self.output)?,
             output_norm: self.output_norm.clone(),
         })
+    }
+
+    /// The layer's tensors under their checkpoint names (relative to
+    /// `encoder.layer.{i}.`), f32, 4-bit matrices dequantised.
+    pub(crate) fn named_tensors(&self) -> Result<Vec<(String, Tensor)>, InferError> {
+        let mut out = Vec::with_capacity(16);
+        let linears = [
+            ("attention.self.query", &self.query),
+            ("attention.self.key", &self.key),
+            ("attention.self.value", &self.value),
+            ("attention.output.dense", &self.attention_out),
+            ("intermediate.dense", &self.intermediate),
+            ("output.dense", &self.output),
+        ];
+        for (name, linear) in linears {
+            let Linear::Dense(dense) = linear.dequantize()? else {
+                unreachable!("dequantize gives a dense layer");
+            };
+            out.push((
+                format!("{name}.weight"),
+                dense.weight().to_dtype(DType::F32)?,
+            ));
+            if let Some(b) = dense.bias() {
+                out.push((format!("{name}.bias"), b.to_dtype(DType::F32)?));
+            }
+        }
+        for (name, norm) in [
+            ("attention.output.LayerNorm", &self.attention_norm),
+            ("output.LayerNorm", &self.output_norm),
+        ] {
+            out.push((
+                format!("{name}.weight"),
+                norm.weight().to_dtype(DType::F32)?,
+            ));
+            if let Some(b) = norm.bias() {
+                out.push((format!("{name}.bias"), b.to_dtype(DType::F32)?));
+            }
+        }
+        Ok(out)
     }
 
     /// `xs` `[b, s, h]`, `bias` `[b, 1, 1, s]`.
@@ -335,6 +392,75 @@ impl BertModel {
     /// How position ids are made.
     pub fn positions(&self) -> Positions {
         self.positions
+    }
+
+    /// Number of transformer layers.
+    pub fn num_layers(&self) -> usize {
+        self.layers.len()
+    }
+
+    /// The tensors of transformer layer `index` (0-based) under their
+    /// checkpoint names, `encoder.layer.{index}.…`, f32.
+    pub fn layer_tensors(&self, index: usize) -> Result<Vec<(String, Tensor)>, InferError> {
+        let layer = self.layers.get(index).ok_or(InferError::LayerOutOfRange {
+            layer: index + 1,
+            layers: self.layers.len(),
+        })?;
+        Ok(layer
+            .named_tensors()?
+            .into_iter()
+            .map(|(name, t)| (format!("{LAYER_PREFIX}.{index}.{name}"), t))
+            .collect())
+    }
+
+    /// This model with the layers found in `tensors` (checkpoint names
+    /// `encoder.layer.{i}.…`, every tensor of a layer present) in place of
+    /// its own, and the 0-based indices replaced, ascending. Other tensors
+    /// are ignored; a layer index past the encoder's depth is an error.
+    pub fn with_layers_from(
+        &self,
+        tensors: &std::collections::HashMap<String, Tensor>,
+    ) -> Result<(Self, Vec<usize>), InferError> {
+        let mut indices = std::collections::BTreeSet::new();
+        for name in tensors.keys() {
+            if let Some(rest) = name
+                .strip_prefix(LAYER_PREFIX)
+                .and_then(|r| r.strip_prefix('.'))
+                && let Some(Ok(i)) = rest.split('.').next().map(str::parse::<usize>)
+            {
+                indices.insert(i);
+            }
+        }
+        let mut layers = self.layers.clone();
+        for &i in &indices {
+            let Some(old) = layers.get(i) else {
+                return Err(InferError::LayerOutOfRange {
+                    layer: i + 1,
+                    layers: layers.len(),
+                });
+            };
+            let vb = VarBuilder::from_tensors(tensors.clone(), self.dtype, &self.device);
+            let ff = old.intermediate.out_features()?;
+            let layer = BertLayer::load_sized(
+                vb.pp(LAYER_PREFIX).pp(i),
+                (self.dims.hidden_size, ff),
+                self.dims.layer_norm_eps,
+                old.activation,
+            )?;
+            layers[i] = layer;
+        }
+        Ok((
+            Self {
+                layers,
+                ..self.clone()
+            },
+            indices.into_iter().collect(),
+        ))
+    }
+
+    /// The feed-forward activation of the layers.
+    pub fn activation(&self) -> Option<Activation> {
+        self.layers.first().map(|l| l.activation)
     }
 
     /// Whether any linear layer is quantized.
@@ -472,5 +598,9 @@ impl Encoder for BertModel {
         layers: &[usize],
     ) -> Result<Vec<Tensor>, InferError> {
         BertModel::forward_layers(self, input_ids, attention_mask, layers)
+    }
+
+    fn as_bert(&self) -> Option<&BertModel> {
+        Some(self)
     }
 }

@@ -773,6 +773,10 @@ impl Encoder for E5Model {
     ) -> Result<Vec<Tensor>, InferError> {
         self.bert.forward_layers(input_ids, attention_mask, layers)
     }
+
+    fn as_bert(&self) -> Option<&BertModel> {
+        Some(&self.bert)
+    }
 }
 
 /// Loads the e5 file as an encoder: 4-bit matrices with `quantized`, else

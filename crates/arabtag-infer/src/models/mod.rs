@@ -67,6 +67,11 @@ pub trait Encoder: std::fmt::Debug + Send + Sync {
             what: "this encoder cannot give intermediate layers",
         })
     }
+    /// The encoder as our BERT (BERT, XLM-RoBERTa, e5), whose layers can be
+    /// read and replaced; `None` for other architectures.
+    fn as_bert(&self) -> Option<&BertModel> {
+        None
+    }
 }
 
 /// The prefixes transformers puts before the base model's tensors in a

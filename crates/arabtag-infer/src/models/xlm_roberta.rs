@@ -71,4 +71,17 @@ impl Encoder for XlmRobertaModel {
     fn max_positions(&self) -> usize {
         self.inner.max_positions()
     }
+
+    fn forward_layers(
+        &self,
+        input_ids: &Tensor,
+        attention_mask: &Tensor,
+        layers: &[usize],
+    ) -> Result<Vec<Tensor>, InferError> {
+        self.inner.forward_layers(input_ids, attention_mask, layers)
+    }
+
+    fn as_bert(&self) -> Option<&BertModel> {
+        Some(&self.inner)
+    }
 }

@@ -18,7 +18,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use arabtag_tokenizer::{SpecialTokens, windows};
+use arabtag_tokenizer::{SpecialTokens, Window, windows};
 use candle_core::{DType, Device, Tensor};
 use half::f16;
 use serde::{Deserialize, Serialize};
@@ -81,6 +81,132 @@ impl Features {
     }
 }
 
+/// One window of one sentence, as [`run_windows`] runs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WindowJob {
+    /// Index of the sentence.
+    pub sentence: usize,
+    /// The window over its content tokens.
+    pub window: Window,
+}
+
+/// How [`run_windows`] cuts and batches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WindowPlan {
+    /// Content tokens per window at most.
+    pub max_len: usize,
+    /// Tokens consecutive windows share (lowered to `max_len - 1`).
+    pub stride: usize,
+    /// Most padded positions in one batch.
+    pub batch_tokens: usize,
+}
+
+impl WindowPlan {
+    /// The plan for `bert`: `max_len` (or, when `None`, the encoder's
+    /// positions less the special tokens) capped by the encoder.
+    pub fn for_encoder(
+        bert: &BertModel,
+        wrapping: &Wrapping,
+        max_len: Option<usize>,
+        stride: usize,
+        batch_tokens: usize,
+    ) -> Result<Self, InferError> {
+        let room = bert.max_positions().saturating_sub(wrapping.specials());
+        let max_len = max_len.unwrap_or(room).min(room);
+        if max_len == 0 {
+            return Err(InferError::WindowTooLong {
+                window: 1,
+                specials: wrapping.specials(),
+                max_positions: bert.max_positions(),
+            });
+        }
+        Ok(Self {
+            max_len,
+            stride: stride.min(max_len.saturating_sub(1)),
+            batch_tokens,
+        })
+    }
+
+    /// Every window of `sentences`, sorted by length (then sentence and
+    /// start).
+    pub fn jobs(&self, sentences: &[AlignedSentence]) -> Result<Vec<WindowJob>, InferError> {
+        let mut jobs = Vec::new();
+        for (i, s) in sentences.iter().enumerate() {
+            if s.ids.is_empty() {
+                continue;
+            }
+            for window in windows(s.ids.len(), self.max_len, self.stride)? {
+                jobs.push(WindowJob {
+                    sentence: i,
+                    window,
+                });
+            }
+        }
+        jobs.sort_by_key(|j| (j.window.tokens.len(), j.sentence, j.window.tokens.start));
+        Ok(jobs)
+    }
+}
+
+/// What [`run_windows`] hands each batch to: the windows and their states
+/// `[row][position][value]`.
+pub type BatchStates<'a> =
+    dyn FnMut(&[WindowJob], Vec<Vec<Vec<f16>>>) -> Result<(), InferError> + 'a;
+
+/// Runs `bert` over every window of `sentences` (see [`WindowPlan`]), in
+/// length-sorted padded batches, and hands `each` the batch's windows and
+/// the states of `layers` (concatenated, f16) as `[row][position][value]`,
+/// position 0 being the window's first special token.
+pub fn run_windows(
+    bert: &BertModel,
+    wrapping: &Wrapping,
+    sentences: &[AlignedSentence],
+    layers: &[usize],
+    plan: &WindowPlan,
+    each: &mut BatchStates<'_>,
+) -> Result<(), InferError> {
+    let jobs = plan.jobs(sentences)?;
+    let device = Device::Cpu;
+    let mut start = 0;
+    while start < jobs.len() {
+        let mut end = start + 1;
+        while end < jobs.len()
+            && (end + 1 - start) * (jobs[end].window.tokens.len() + wrapping.specials())
+                <= plan.batch_tokens
+        {
+            end += 1;
+        }
+        let batch = &jobs[start..end];
+        let seq = batch
+            .iter()
+            .map(|j| j.window.tokens.len())
+            .max()
+            .unwrap_or(0)
+            + wrapping.specials();
+        let mut ids = Vec::with_capacity(batch.len() * seq);
+        let mut mask = Vec::with_capacity(batch.len() * seq);
+        for j in batch {
+            let row: Vec<u32> = wrapping
+                .prefix
+                .iter()
+                .chain(&sentences[j.sentence].ids[j.window.tokens.clone()])
+                .chain(&wrapping.suffix)
+                .copied()
+                .collect();
+            mask.extend(std::iter::repeat_n(1u32, row.len()));
+            mask.extend(std::iter::repeat_n(0u32, seq - row.len()));
+            ids.extend(row.iter().copied());
+            ids.extend(std::iter::repeat_n(wrapping.pad, seq - row.len()));
+        }
+        let ids = Tensor::from_vec(ids, (batch.len(), seq), &device)?;
+        let mask = Tensor::from_vec(mask, (batch.len(), seq), &device)?;
+        let states = bert.forward_layers(&ids, &mask, layers)?;
+        let states = Tensor::cat(&states, 2)?.to_dtype(DType::F16)?;
+        each(batch, states.to_vec3()?)?;
+        start = end;
+    }
+    Ok(())
+}
+
 /// Extracts the features of `sentences`; `progress` is called with the
 /// number of content tokens done after each batch.
 pub fn extract_features(
@@ -93,16 +219,13 @@ pub fn extract_features(
     let wrapping = Wrapping::from_special(special)?;
     let hidden = bert.hidden_size();
     let dim = hidden * spec.layers.len();
-    let room = bert.max_positions().saturating_sub(wrapping.specials());
-    let max_len = spec.max_len.unwrap_or(room).min(room);
-    if max_len == 0 {
-        return Err(InferError::WindowTooLong {
-            window: 1,
-            specials: wrapping.specials(),
-            max_positions: bert.max_positions(),
-        });
-    }
-    let stride = spec.stride.min(max_len.saturating_sub(1));
+    let plan = WindowPlan::for_encoder(
+        bert,
+        &wrapping,
+        spec.max_len,
+        spec.stride,
+        spec.batch_tokens,
+    )?;
     let mut offsets = Vec::with_capacity(sentences.len() + 1);
     offsets.push(0);
     let mut present = Vec::new();
@@ -122,63 +245,29 @@ pub fn extract_features(
             .collect();
         target.push(map);
     }
-    // (sentence, window) sorted by length.
-    let mut jobs = Vec::new();
-    for (i, s) in sentences.iter().enumerate() {
-        if s.ids.is_empty() {
-            continue;
-        }
-        for w in windows(s.ids.len(), max_len, stride)? {
-            jobs.push((i, w));
-        }
-    }
-    jobs.sort_by_key(|(i, w)| (w.tokens.len(), *i, w.tokens.start));
-    let device = Device::Cpu;
-    let mut start = 0;
-    while start < jobs.len() {
-        let mut end = start + 1;
-        while end < jobs.len()
-            && (end + 1 - start) * (jobs[end].1.tokens.len() + wrapping.specials())
-                <= spec.batch_tokens
-        {
-            end += 1;
-        }
-        let batch = &jobs[start..end];
-        let seq =
-            batch.iter().map(|(_, w)| w.tokens.len()).max().unwrap_or(0) + wrapping.specials();
-        let mut ids = Vec::with_capacity(batch.len() * seq);
-        let mut mask = Vec::with_capacity(batch.len() * seq);
-        for (i, w) in batch {
-            let row: Vec<u32> = wrapping
-                .prefix
-                .iter()
-                .chain(&sentences[*i].ids[w.tokens.clone()])
-                .chain(&wrapping.suffix)
-                .copied()
-                .collect();
-            mask.extend(std::iter::repeat_n(1u32, row.len()));
-            mask.extend(std::iter::repeat_n(0u32, seq - row.len()));
-            ids.extend(row.iter().copied());
-            ids.extend(std::iter::repeat_n(wrapping.pad, seq - row.len()));
-        }
-        let ids = Tensor::from_vec(ids, (batch.len(), seq), &device)?;
-        let mask = Tensor::from_vec(mask, (batch.len(), seq), &device)?;
-        let states = bert.forward_layers(&ids, &mask, &spec.layers)?;
-        let states = Tensor::cat(&states, 2)?.to_dtype(DType::F16)?;
-        let states: Vec<Vec<Vec<f16>>> = states.to_vec3()?;
-        let mut done = 0;
-        for ((i, w), rows) in batch.iter().zip(&states) {
-            for t in w.counted.clone() {
-                if let Some(&word) = target[*i].get(&t) {
-                    let pos = t - w.tokens.start + wrapping.prefix.len();
-                    values[word * dim..(word + 1) * dim].copy_from_slice(&rows[pos]);
+    let prefix = wrapping.prefix.len();
+    run_windows(
+        bert,
+        &wrapping,
+        sentences,
+        &spec.layers,
+        &plan,
+        &mut |batch, states| {
+            let mut done = 0;
+            for (job, rows) in batch.iter().zip(&states) {
+                let w = &job.window;
+                for t in w.counted.clone() {
+                    if let Some(&word) = target[job.sentence].get(&t) {
+                        let pos = t - w.tokens.start + prefix;
+                        values[word * dim..(word + 1) * dim].copy_from_slice(&rows[pos]);
+                    }
                 }
+                done += w.counted.len();
             }
-            done += w.counted.len();
-        }
-        progress(done);
-        start = end;
-    }
+            progress(done);
+            Ok(())
+        },
+    )?;
     Ok(Features {
         dim,
         offsets,

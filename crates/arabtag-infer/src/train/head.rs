@@ -23,10 +23,11 @@
 
 use std::path::Path;
 
-use candle_core::{DType, Device, Tensor, Var};
+use candle_core::{Device, Tensor, Var};
 use serde::{Deserialize, Serialize};
 
 use super::features::Features;
+use super::optim::{AdamW, Rng};
 use crate::InferError;
 
 /// Defaults, shared with the CLI.
@@ -35,10 +36,6 @@ pub const DEFAULT_LR: f64 = 1e-3;
 pub const DEFAULT_WEIGHT_DECAY: f64 = 0.01;
 pub const DEFAULT_BATCH_SIZE: usize = 256;
 pub const DEFAULT_SEED: u64 = 17;
-
-const BETA1: f64 = 0.9;
-const BETA2: f64 = 0.999;
-const EPS: f64 = 1e-8;
 
 /// The head file's description, `head.json`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,6 +53,11 @@ pub struct LayerHeadMeta {
     pub subtoken: String,
     /// sha256 of the encoder weights the head was trained on.
     pub encoder_sha256: String,
+    /// Encoder layers (1-based) the head file replaces with fine-tuned ones
+    /// (its `encoder.layer.{i-1}.…` tensors); empty for a head over frozen
+    /// layers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub finetuned: Vec<usize>,
 }
 
 /// The head file format's name.
@@ -111,36 +113,11 @@ pub struct TrainState {
     pub history: Vec<EpochReport>,
 }
 
-/// xorshift64*.
-#[derive(Debug, Clone)]
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Self {
-        Self(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-    fn next_u64(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    /// Uniform in [-1, 1).
-    fn symmetric(&mut self) -> f32 {
-        ((self.next_u64() >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next_u64() % n as u64) as usize
-    }
-}
-
 /// A linear head and its optimiser state.
 #[derive(Debug)]
 pub struct HeadTrainer {
-    weight: Var,
-    bias: Var,
-    /// First and second moments of `weight` and `bias`.
-    moments: [Tensor; 4],
+    /// `weight` and `bias`, one learning-rate group.
+    opt: AdamW,
     state: TrainState,
 }
 
@@ -166,16 +143,16 @@ impl HeadTrainer {
         let w: Vec<f32> = (0..n * dim).map(|_| rng.symmetric() * bound).collect();
         let b: Vec<f32> = (0..n).map(|_| rng.symmetric() * bound).collect();
         let device = Device::Cpu;
-        let zeros = |shape: &[usize]| Tensor::zeros(shape, DType::F32, &device);
+        let params = vec![
+            (
+                "weight".to_owned(),
+                0,
+                Tensor::from_vec(w, (n, dim), &device)?,
+            ),
+            ("bias".to_owned(), 0, Tensor::from_vec(b, n, &device)?),
+        ];
         Ok(Self {
-            weight: Var::from_tensor(&Tensor::from_vec(w, (n, dim), &device)?)?,
-            bias: Var::from_tensor(&Tensor::from_vec(b, n, &device)?)?,
-            moments: [
-                zeros(&[n, dim])?,
-                zeros(&[n])?,
-                zeros(&[n, dim])?,
-                zeros(&[n])?,
-            ],
+            opt: AdamW::new(params, options.weight_decay)?,
             state: TrainState {
                 epoch: 0,
                 step: 0,
@@ -206,14 +183,22 @@ impl HeadTrainer {
 
     /// The weight `[labels, dim]` and bias `[labels]`.
     pub fn tensors(&self) -> (&Tensor, &Tensor) {
-        (self.weight.as_tensor(), self.bias.as_tensor())
+        (
+            self.param("weight").as_tensor(),
+            self.param("bias").as_tensor(),
+        )
+    }
+
+    fn param(&self, name: &str) -> &Var {
+        self.opt
+            .var(name)
+            .unwrap_or_else(|| unreachable!("the head has `{name}`"))
     }
 
     /// Logits `[n, labels]` of features `[n, dim]`.
     fn logits(&self, xs: &Tensor) -> Result<Tensor, InferError> {
-        Ok(xs
-            .matmul(&self.weight.as_tensor().t()?)?
-            .broadcast_add(self.bias.as_tensor())?)
+        let (weight, bias) = self.tensors();
+        Ok(xs.matmul(&weight.t()?)?.broadcast_add(bias)?)
     }
 
     /// One epoch over `words` (rows of `features`, each with its label in
@@ -253,28 +238,9 @@ impl HeadTrainer {
         })
     }
 
-    /// candle_nn::AdamW's update, with the moments kept here.
     fn step(&mut self, grads: &candle_core::backprop::GradStore) -> Result<(), InferError> {
-        self.state.step += 1;
-        let o = &self.state.options;
-        let t = self.state.step as i32;
-        let scale_m = 1.0 / (1.0 - BETA1.powi(t));
-        let scale_v = 1.0 / (1.0 - BETA2.powi(t));
-        let (lr, decay) = (o.lr, o.lr * o.weight_decay);
-        for (k, var) in [&self.weight, &self.bias].into_iter().enumerate() {
-            let Some(g) = grads.get(var.as_tensor()) else {
-                continue;
-            };
-            let m = ((&self.moments[k] * BETA1)? + (g * (1.0 - BETA1))?)?;
-            let v = ((&self.moments[k + 2] * BETA2)? + (g.sqr()? * (1.0 - BETA2))?)?;
-            let m_hat = (&m * scale_m)?;
-            let v_hat = (&v * scale_v)?;
-            let next = (var.as_tensor() * (1.0 - decay))?;
-            let adjusted = (m_hat / (v_hat.sqrt()? + EPS)?)?;
-            var.set(&(next - (adjusted * lr)?)?)?;
-            self.moments[k] = m;
-            self.moments[k + 2] = v;
-        }
+        self.opt.step(grads, &[self.state.options.lr])?;
+        self.state.step = self.opt.steps();
         Ok(())
     }
 
@@ -306,29 +272,20 @@ impl HeadTrainer {
     /// Writes `head.safetensors`, `optimizer.safetensors` and `state.json`
     /// into `dir`.
     pub fn save_checkpoint(&self, dir: &Path) -> Result<(), InferError> {
-        self.save_head(&dir.join("head.safetensors"))?;
-        let [mw, mb, vw, vb] = self.moments.clone();
-        let tensors = std::collections::HashMap::from([
-            ("m.weight".to_owned(), mw),
-            ("m.bias".to_owned(), mb),
-            ("v.weight".to_owned(), vw),
-            ("v.bias".to_owned(), vb),
-        ]);
-        candle_core::safetensors::save(&tensors, dir.join("optimizer.safetensors"))?;
+        self.opt.save(
+            &dir.join("head.safetensors"),
+            &dir.join("optimizer.safetensors"),
+        )?;
         write_json(&dir.join("state.json"), &self.state)
     }
 
     /// Writes the head's `weight` and `bias` (creating the folder).
     pub fn save_head(&self, path: &Path) -> Result<(), InferError> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|source| InferError::Write {
-                path: dir.to_owned(),
-                source,
-            })?;
-        }
+        create_parent(path)?;
+        let (weight, bias) = self.tensors();
         let tensors = std::collections::HashMap::from([
-            ("weight".to_owned(), self.weight.as_tensor().clone()),
-            ("bias".to_owned(), self.bias.as_tensor().clone()),
+            ("weight".to_owned(), weight.clone()),
+            ("bias".to_owned(), bias.clone()),
         ]);
         candle_core::safetensors::save(&tensors, path)?;
         Ok(())
@@ -336,46 +293,39 @@ impl HeadTrainer {
 
     /// Reads a checkpoint folder written by [`Self::save_checkpoint`].
     pub fn load_checkpoint(dir: &Path) -> Result<Self, InferError> {
-        let state_path = dir.join("state.json");
-        let text = std::fs::read_to_string(&state_path).map_err(|source| InferError::Read {
-            path: state_path.clone(),
-            source,
-        })?;
-        let state: TrainState = serde_json::from_str(&text).map_err(|source| InferError::Json {
-            path: state_path,
-            source,
-        })?;
-        let device = Device::Cpu;
-        let mut head = candle_core::safetensors::load(dir.join("head.safetensors"), &device)?;
-        let mut opt = candle_core::safetensors::load(dir.join("optimizer.safetensors"), &device)?;
-        let n = state.labels.len();
-        let take = |map: &mut std::collections::HashMap<String, Tensor>,
-                    name: &str,
-                    shape: &[usize]|
-         -> Result<Tensor, InferError> {
-            match map.remove(name) {
-                Some(t) if t.dims() == shape => Ok(t.to_dtype(DType::F32)?),
-                _ => Err(InferError::BadCheckpoint {
-                    path: dir.to_owned(),
-                    reason: format!("`{name}` missing or not of shape {shape:?}"),
-                }),
-            }
-        };
-        let weight = take(&mut head, "weight", &[n, state.dim])?;
-        let bias = take(&mut head, "bias", &[n])?;
-        let moments = [
-            take(&mut opt, "m.weight", &[n, state.dim])?,
-            take(&mut opt, "m.bias", &[n])?,
-            take(&mut opt, "v.weight", &[n, state.dim])?,
-            take(&mut opt, "v.bias", &[n])?,
-        ];
-        Ok(Self {
-            weight: Var::from_tensor(&weight)?,
-            bias: Var::from_tensor(&bias)?,
-            moments,
-            state,
-        })
+        let state: TrainState = read_json(&dir.join("state.json"))?;
+        let mut head = Self::new(state.labels.clone(), state.dim, state.options.clone())?;
+        head.opt.restore(
+            &dir.join("head.safetensors"),
+            &dir.join("optimizer.safetensors"),
+            state.step,
+        )?;
+        head.state = state;
+        Ok(head)
     }
+}
+
+/// Creates the folder `path` goes in.
+pub fn create_parent(path: &Path) -> Result<(), InferError> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|source| InferError::Write {
+            path: dir.to_owned(),
+            source,
+        })?;
+    }
+    Ok(())
+}
+
+/// Reads a JSON file.
+pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, InferError> {
+    let text = std::fs::read_to_string(path).map_err(|source| InferError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    serde_json::from_str(&text).map_err(|source| InferError::Json {
+        path: path.to_owned(),
+        source,
+    })
 }
 
 /// Writes `value` as pretty JSON.

@@ -13,7 +13,9 @@
 
 pub mod align;
 pub mod features;
+pub mod finetune;
 pub mod head;
+pub mod optim;
 
 pub use align::{AlignedSentence, TaggedSentence, align_sentence, label_set};
 pub use features::{CacheKey, FeatureSpec, Features, extract_features, load_cache, save_cache};

@@ -31,14 +31,22 @@ use anyhow::{Context, Result, ensure};
 use arabtag_eval::conll::seqeval::{classification, default_chunks};
 use arabtag_eval::conll::{ConllFile, Scores};
 use arabtag_infer::config::{FileRole, ModelConfig, ResolveOptions};
+use arabtag_infer::models::BertModel;
 use arabtag_infer::pipeline::LabelScheme;
+use arabtag_infer::pipeline::Wrapping;
 use arabtag_infer::pipeline::bio::{WordLabel, argmax_labels, viterbi_labels};
+use arabtag_infer::train::features::WindowPlan;
 use arabtag_infer::train::features::{CACHE_FORMAT, DEFAULT_BATCH_TOKENS, DEFAULT_STRIDE};
+use arabtag_infer::train::finetune::{
+    DEFAULT_BATCH_TOKENS as FT_BATCH_TOKENS, DEFAULT_DROPOUT, DEFAULT_ENCODER_LR,
+    DEFAULT_TRAIN_WINDOW, DEFAULT_WARMUP, FinetuneOptions, FinetuneTrainer, LAYER_CACHE_FORMAT,
+    build_layer_cache, load_layer_cache, save_layer_cache,
+};
 use arabtag_infer::train::head::{
     DEFAULT_BATCH_SIZE, DEFAULT_EPOCHS, DEFAULT_LR, DEFAULT_SEED, DEFAULT_WEIGHT_DECAY,
 };
 use arabtag_infer::train::{
-    CacheKey, EpochReport, FeatureSpec, Features, HEAD_FORMAT, HeadTrainer, LayerHeadMeta,
+    AlignedSentence, CacheKey, EpochReport, FeatureSpec, HEAD_FORMAT, HeadTrainer, LayerHeadMeta,
     TaggedSentence, TrainOptions, align_sentence, extract_features, label_set, load_bert,
     load_cache, save_cache, write_json,
 };
@@ -105,6 +113,26 @@ pub struct NerArgs {
     /// Feature cache folder.
     #[arg(long, value_name = "DIR", default_value = DEFAULT_CACHE)]
     pub cache: PathBuf,
+    /// Fine-tune the top K encoder layers up to the single layer named by
+    /// --layers (its output feeds the head); 0 trains a head on frozen
+    /// features.
+    #[arg(long, value_name = "K", default_value_t = 0)]
+    pub finetune: usize,
+    /// Fine-tuning: peak learning rate of the encoder layers (--lr is the head's).
+    #[arg(long, default_value_t = DEFAULT_ENCODER_LR)]
+    pub encoder_lr: f64,
+    /// Fine-tuning: share of the steps with a linear warm-up (then linear decay).
+    #[arg(long, default_value_t = DEFAULT_WARMUP)]
+    pub warmup: f64,
+    /// Fine-tuning: dropout on the hidden states.
+    #[arg(long, default_value_t = DEFAULT_DROPOUT)]
+    pub dropout: f32,
+    /// Fine-tuning: padded positions per batch.
+    #[arg(long, default_value_t = FT_BATCH_TOKENS)]
+    pub batch_tokens: usize,
+    /// Fine-tuning: content tokens per training window.
+    #[arg(long, default_value_t = DEFAULT_TRAIN_WINDOW)]
+    pub window: usize,
     /// Continue from the last checkpoint in --out.
     #[arg(long)]
     pub resume: bool,
@@ -153,6 +181,24 @@ fn validate(a: &NerArgs) -> Result<()> {
         "--weight-decay must be 0 or more"
     );
     ensure!(a.batch_size >= 1, "--batch-size must be at least 1");
+    if a.finetune > 0 {
+        ensure!(
+            a.layers.len() == 1 && a.layers[0] >= a.finetune,
+            "--finetune {k} needs --layers to name one layer L >= {k} (layers L-{k}+1..L are trained, the head reads L)",
+            k = a.finetune
+        );
+        ensure!(
+            a.encoder_lr >= 0.0 && a.encoder_lr.is_finite(),
+            "--encoder-lr must be 0 or more"
+        );
+        ensure!((0.0..1.0).contains(&a.warmup), "--warmup must be in [0, 1)");
+        ensure!(
+            (0.0..1.0).contains(&a.dropout),
+            "--dropout must be in [0, 1)"
+        );
+        ensure!(a.batch_tokens >= 1, "--batch-tokens must be at least 1");
+        ensure!(a.window >= 2, "--window must be at least 2");
+    }
     Ok(())
 }
 
@@ -223,6 +269,23 @@ fn ner(a: &NerArgs) -> Result<Status> {
         .with_context(|| format!("cannot align {}", a.train.display()))?;
 
     let train_sha = sha256_file(&a.train)?;
+    if a.finetune > 0 {
+        return finetune(
+            a,
+            &Setup {
+                bert,
+                tokenizer: &tokenizer,
+                normalizer: format!("{:?}", resolved.normalizer),
+                encoder_sha: &encoder_sha,
+                tokenizer_sha: &tokenizer_sha,
+                train_sha: &train_sha,
+                sentences: &sentences,
+                aligned: &aligned,
+                scheme: &scheme,
+                n_train,
+            },
+        );
+    }
     let spec = FeatureSpec {
         layers: a.layers.clone(),
         max_len: None,
@@ -348,13 +411,14 @@ fn ner(a: &NerArgs) -> Result<Status> {
         })?;
         progress.finish_and_clear();
         let (dev_loss, probs) = trainer.evaluate(&features, &labels, &dev_words)?;
+        let row_of: std::collections::HashMap<usize, usize> =
+            dev_words.iter().enumerate().map(|(r, &w)| (w, r)).collect();
         let (by_argmax, by_viterbi) = dev_scores(
             &scheme,
-            &features,
+            &features.offsets,
             n_train,
             dev_sentences.len(),
-            &dev_words,
-            &probs,
+            &|w| row_of.get(&w).map(|&r| probs[r].clone()),
             &dev_gold,
         )?;
         let epoch = trainer.state().epoch;
@@ -397,6 +461,7 @@ fn ner(a: &NerArgs) -> Result<Status> {
                 labels: scheme.names().to_vec(),
                 subtoken: "first".to_owned(),
                 encoder_sha256: encoder_sha.clone(),
+                finetuned: Vec::new(),
             };
             write_json(&a.out.join("head.json"), &meta)?;
         }
@@ -422,20 +487,17 @@ fn ner(a: &NerArgs) -> Result<Status> {
 }
 
 /// Dev entity scores (seqeval default mode) with argmax and with
-/// BIO-constrained Viterbi decoding. `probs` are the rows of `dev_words`.
+/// BIO-constrained Viterbi decoding. Sentence `i` owns words
+/// `offsets[i]..offsets[i + 1]`; `probs` gives a word's label
+/// probabilities (`None`: no prediction, read as `O`).
 fn dev_scores(
     scheme: &LabelScheme,
-    features: &Features,
+    offsets: &[usize],
     first_sentence: usize,
     sentences: usize,
-    dev_words: &[usize],
-    probs: &[Vec<f32>],
+    probs: &dyn Fn(usize) -> Option<Vec<f32>>,
     gold: &[Vec<String>],
 ) -> Result<(Scores, Scores)> {
-    let mut row_of = std::collections::HashMap::with_capacity(dev_words.len());
-    for (r, &w) in dev_words.iter().enumerate() {
-        row_of.insert(w, r);
-    }
     let names = |labels: &[WordLabel]| -> Vec<String> {
         labels
             .iter()
@@ -447,13 +509,259 @@ fn dev_scores(
     };
     let (mut by_argmax, mut by_viterbi) = (Vec::new(), Vec::new());
     for s in first_sentence..first_sentence + sentences {
-        let scores: Vec<Option<Vec<f32>>> = (features.offsets[s]..features.offsets[s + 1])
-            .map(|w| row_of.get(&w).map(|&r| probs[r].clone()))
-            .collect();
+        let scores: Vec<Option<Vec<f32>>> = (offsets[s]..offsets[s + 1]).map(probs).collect();
         by_argmax.push(names(&argmax_labels(&scores)));
         by_viterbi.push(names(&viterbi_labels(scheme, &scores)?));
     }
     let gold = default_chunks(gold);
     let score = |pred: &[Vec<String>]| classification(&gold, &default_chunks(pred));
     Ok((score(&by_argmax), score(&by_viterbi)))
+}
+
+/// What both training paths start from.
+struct Setup<'a> {
+    bert: &'a BertModel,
+    tokenizer: &'a SubwordEncoder,
+    normalizer: String,
+    encoder_sha: &'a str,
+    tokenizer_sha: &'a str,
+    train_sha: &'a str,
+    sentences: &'a [TaggedSentence],
+    aligned: &'a [AlignedSentence],
+    scheme: &'a LabelScheme,
+    /// Sentences before this one train; the rest are dev.
+    n_train: usize,
+}
+
+/// The checkpoint folder `latest.json` in `out` names, if any.
+fn latest_checkpoint(out: &Path) -> Result<Option<PathBuf>> {
+    let latest = out.join("latest.json");
+    if !latest.exists() {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(&latest)?;
+    let value: serde_json::Value = serde_json::from_str(&text)
+        .with_context(|| format!("{}: invalid JSON", latest.display()))?;
+    let dir = value
+        .get("checkpoint")
+        .and_then(|c| c.as_str())
+        .with_context(|| format!("{}: no `checkpoint`", latest.display()))?;
+    Ok(Some(out.join(dir)))
+}
+
+/// Fine-tunes layers `L-K+1..=L` (`--layers L --finetune K`) with a head on
+/// layer L. The state of layer `L-K` at every position is cached once.
+fn finetune(a: &NerArgs, s: &Setup<'_>) -> Result<Status> {
+    let bert = s.bert;
+    let head_layer = a.layers[0];
+    ensure!(
+        head_layer <= bert.num_layers(),
+        "--layers {head_layer}: the encoder has {} layers",
+        bert.num_layers()
+    );
+    let from = head_layer - a.finetune;
+    let trained: Vec<usize> = (from..head_layer).collect();
+    let wrapping = Wrapping::from_special(s.tokenizer.special_tokens())?;
+    let plan = WindowPlan::for_encoder(
+        bert,
+        &wrapping,
+        Some(a.window),
+        DEFAULT_STRIDE.min(a.window / 2),
+        DEFAULT_BATCH_TOKENS,
+    )?;
+    let key = CacheKey {
+        format: LAYER_CACHE_FORMAT,
+        model_sha256: s.encoder_sha.to_owned(),
+        tokenizer_sha256: s.tokenizer_sha.to_owned(),
+        normalizer: s.normalizer.clone(),
+        data_sha256: s.train_sha.to_owned(),
+        layers: vec![from],
+        max_len: Some(plan.max_len),
+        stride: plan.stride,
+    };
+    let cache = match load_layer_cache(&a.cache, &key)? {
+        Some(c) => {
+            stderr_line(&format!(
+                "layer {from} states: cache {}",
+                key.path(&a.cache).display()
+            ));
+            c
+        }
+        None => {
+            let tokens: usize = s.aligned.iter().map(|x| x.ids.len()).sum();
+            let progress = bar(tokens as u64, "tokens");
+            let started = Instant::now();
+            let c = build_layer_cache(
+                bert,
+                s.tokenizer.special_tokens(),
+                s.aligned,
+                from,
+                &plan,
+                &mut |n| progress.inc(n as u64),
+            )?;
+            progress.finish_and_clear();
+            let secs = started.elapsed().as_secs_f64();
+            let path = save_layer_cache(&a.cache, &key, &c)?;
+            stderr_line(&format!(
+                "layer {from} states: {tokens} subtokens of {} sentences in {secs:.1} s ({:.0} subtokens/s), cached in {}",
+                s.aligned.len(),
+                tokens as f64 / secs.max(1e-9),
+                path.display()
+            ));
+            c
+        }
+    };
+    ensure!(
+        cache.word_offsets.len() == s.aligned.len() + 1,
+        "the layer cache does not fit the data; delete {}",
+        key.path(&a.cache).display()
+    );
+    let labels: Vec<u32> = s.aligned.iter().flat_map(|x| x.labels.clone()).collect();
+    let (train_windows, dev_windows): (Vec<usize>, Vec<usize>) =
+        (0..cache.windows.len()).partition(|&w| cache.windows[w].sentence < s.n_train);
+    let train_positions: usize = train_windows.iter().map(|&w| cache.windows[w].len).sum();
+
+    std::fs::create_dir_all(&a.out)
+        .with_context(|| format!("cannot create {}", a.out.display()))?;
+    let options = FinetuneOptions {
+        epochs: a.epochs,
+        encoder_lr: a.encoder_lr,
+        head_lr: a.lr,
+        weight_decay: a.weight_decay,
+        warmup: a.warmup,
+        dropout: a.dropout,
+        batch_tokens: a.batch_tokens,
+        seed: a.seed,
+    };
+    let mut trainer = match latest_checkpoint(&a.out)?.filter(|_| a.resume) {
+        Some(dir) => {
+            let t = FinetuneTrainer::load_checkpoint(bert, &dir)?;
+            ensure!(
+                t.state().labels == s.scheme.names() && t.state().trained == trained,
+                "the checkpoint in {} trained other labels or layers",
+                a.out.display()
+            );
+            stderr_line(&format!("resuming after epoch {}", t.state().epoch));
+            t
+        }
+        None => {
+            if a.resume {
+                stderr_line(&format!(
+                    "nothing to resume in {} (no latest.json): starting at epoch 1",
+                    a.out.display()
+                ));
+            }
+            FinetuneTrainer::new(bert, trained.clone(), s.scheme.names().to_vec(), options)?
+        }
+    };
+    trainer.set_epochs(a.epochs);
+    let dev_gold: Vec<Vec<String>> = s.sentences[s.n_train..]
+        .iter()
+        .map(|x| x.tags.clone())
+        .collect();
+    let dev_count = s.sentences.len() - s.n_train;
+    let score = |probs: &std::collections::BTreeMap<usize, Vec<f32>>| {
+        dev_scores(
+            s.scheme,
+            &cache.word_offsets,
+            s.n_train,
+            dev_count,
+            &|w| probs.get(&w).cloned(),
+            &dev_gold,
+        )
+    };
+    let history_path = a.out.join("history.json");
+    let mut best_scores = if a.resume {
+        std::fs::read_to_string(&history_path)
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .and_then(|v| v.get("best").cloned())
+            .filter(|b| !b.is_null())
+    } else {
+        None
+    };
+    let mut best = trainer
+        .state()
+        .history
+        .iter()
+        .filter_map(|r| r.dev_f1_viterbi)
+        .fold(f64::NEG_INFINITY, f64::max);
+    let finetuned: Vec<usize> = trained.iter().map(|i| i + 1).collect();
+    while trainer.state().epoch < a.epochs {
+        let started = Instant::now();
+        let progress = bar(train_positions as u64, "positions");
+        let train_loss = trainer.train_epoch(&cache, &labels, &train_windows, &mut |n| {
+            progress.inc(n as u64)
+        })?;
+        progress.finish_and_clear();
+        let (dev_loss, probs) = trainer.evaluate(&cache, &labels, &dev_windows, false)?;
+        let (by_argmax, by_viterbi) = score(&probs)?;
+        let epoch = trainer.state().epoch;
+        let (f1_argmax, f1_viterbi) = (by_argmax.micro.f1, by_viterbi.micro.f1);
+        let report = EpochReport {
+            epoch,
+            train_loss,
+            dev_loss: Some(dev_loss),
+            dev_f1_argmax: Some(f1_argmax),
+            dev_f1_viterbi: Some(f1_viterbi),
+            seconds: started.elapsed().as_secs_f64(),
+        };
+        stderr_line(&format!(
+            "epoch {epoch}: train loss {train_loss:.4}, dev loss {dev_loss:.4}, dev F1 argmax {:.2} / Viterbi {:.2} ({:.1} s)",
+            100.0 * f1_argmax,
+            100.0 * f1_viterbi,
+            report.seconds
+        ));
+        trainer.record(report);
+        let rel = format!("checkpoints/epoch-{epoch:03}");
+        trainer.save_checkpoint(&a.out.join(&rel))?;
+        write_json(
+            &a.out.join("latest.json"),
+            &serde_json::json!({ "epoch": epoch, "checkpoint": rel }),
+        )?;
+        if f1_viterbi > best {
+            best = f1_viterbi;
+            // The released file keeps the layers in f16: score that too.
+            let (_, rounded) = trainer.evaluate(&cache, &labels, &dev_windows, true)?;
+            let (_, rounded_viterbi) = score(&rounded)?;
+            best_scores = Some(serde_json::json!({
+                "epoch": epoch, "dev_argmax": by_argmax, "dev_viterbi": by_viterbi,
+                "dev_viterbi_f16_layers": rounded_viterbi,
+            }));
+            trainer.save_head(&a.out.join("head.safetensors"))?;
+            let meta = LayerHeadMeta {
+                format: HEAD_FORMAT.to_owned(),
+                version: 2,
+                layers: vec![head_layer],
+                hidden_size: bert.dims().hidden_size,
+                labels: s.scheme.names().to_vec(),
+                subtoken: "first".to_owned(),
+                encoder_sha256: s.encoder_sha.to_owned(),
+                finetuned: finetuned.clone(),
+            };
+            write_json(&a.out.join("head.json"), &meta)?;
+        }
+        write_json(
+            &history_path,
+            &serde_json::json!({
+                "crate_version": env!("CARGO_PKG_VERSION"),
+                "model_config": a.model,
+                "train_file": a.train,
+                "train_sha256": s.train_sha,
+                "encoder_sha256": s.encoder_sha,
+                "tokenizer_sha256": s.tokenizer_sha,
+                "train_sentences": s.n_train,
+                "dev_sentences": dev_count,
+                "layers": [head_layer],
+                "finetuned": finetuned,
+                "window": plan.max_len,
+                "stride": plan.stride,
+                "labels": s.scheme.names(),
+                "options": trainer.state().options,
+                "history": trainer.state().history,
+                "best": best_scores,
+            }),
+        )?;
+    }
+    Ok(Status::Ok)
 }
