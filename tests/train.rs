@@ -323,3 +323,75 @@ fn train_ner_finetunes_resumes_and_tags() {
     let err = String::from_utf8_lossy(&refused.stderr);
     assert!(err.contains('3') && err.contains("layers"), "{err}");
 }
+
+/// `arabtag train stance` on the tiny BERT: a head `[3, hidden]`, thresholds
+/// and dev scores in `stance.json`; a bad label names its file and line.
+#[test]
+fn train_stance_writes_a_head_and_calibrated_thresholds() {
+    let dir = tempfile::tempdir().unwrap();
+    let (config, _) = setup(dir.path());
+    let row = |i: usize, text: &str, labels: &[&str]| {
+        serde_json::json!({"id": format!("s{i}"), "topic": "t", "text": text, "labels": labels})
+            .to_string()
+    };
+    let mut train = String::new();
+    let mut dev = String::new();
+    for i in 0..24 {
+        let (text, labels): (&str, &[&str]) = match i % 3 {
+            0 => ("قال بوتين في موسكو", &["mediation"]),
+            1 => ("روسيا الكرملين من", &["conflict", "energy"]),
+            _ => ("إن في من", &[]),
+        };
+        let target = if i < 18 { &mut train } else { &mut dev };
+        target.push_str(&row(i, text, labels));
+        target.push('\n');
+    }
+    let (train_path, dev_path) = (dir.path().join("train.jsonl"), dir.path().join("dev.jsonl"));
+    std::fs::write(&train_path, &train).unwrap();
+    std::fs::write(&dev_path, &dev).unwrap();
+    let out = dir.path().join("stance");
+    let args = |dev: &Path| -> Vec<std::ffi::OsString> {
+        ["train", "stance", "--train"]
+            .iter()
+            .map(Into::into)
+            .chain([train_path.clone().into_os_string()])
+            .chain(["--dev".into(), dev.as_os_str().to_owned()])
+            .chain(["--model".into(), config.clone().into_os_string()])
+            .chain(["--out".into(), out.clone().into_os_string()])
+            .chain(["--epochs".into(), "300".into()])
+            .collect()
+    };
+    let done = Command::new(env!("CARGO_BIN_EXE_arabtag"))
+        .args(args(&dev_path))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&done.stderr);
+    assert!(done.status.success(), "{err}");
+    assert!(err.contains("better on dev: head"), "{err}");
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("stance.json")).unwrap()).unwrap();
+    assert_eq!(report["train_segments"], 18);
+    assert_eq!(report["head"]["dev"]["macro_f1"], 1.0, "{report}");
+    let head =
+        candle_core::safetensors::load(out.join("head.safetensors"), &candle_core::Device::Cpu)
+            .unwrap();
+    assert_eq!(head["weight"].dims(), &[3, HIDDEN]);
+    assert!(String::from_utf8_lossy(&done.stdout).contains("method = \"head\""));
+
+    let bad = dir.path().join("bad.jsonl");
+    std::fs::write(
+        &bad,
+        format!("{}\n{}\n", row(0, "في", &[]), row(1, "من", &["peace"])),
+    )
+    .unwrap();
+    let refused = Command::new(env!("CARGO_BIN_EXE_arabtag"))
+        .args(args(&bad))
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        err.contains("bad.jsonl:2") && err.contains("peace"),
+        "{err}"
+    );
+}

@@ -37,6 +37,10 @@ pub struct TagOptions {
     pub batch_size: usize,
     /// BIO decoding of the token labels.
     pub decoding: Decoding,
+    /// Benchmark output: the NER head's own entity types (`PERS`, `MISC`…,
+    /// no label map), spans over whole tokens (proclitics kept, as ANERcorp
+    /// tags them), no rule-based dates and no stance.
+    pub raw: bool,
 }
 
 impl Default for TagOptions {
@@ -44,6 +48,7 @@ impl Default for TagOptions {
         Self {
             batch_size: DEFAULT_BATCH_SIZE,
             decoding: Decoding::default(),
+            raw: false,
         }
     }
 }
@@ -387,8 +392,13 @@ impl Tagger {
                 } else {
                     Decoding::Viterbi
                 },
-                label_map: task.label_map.clone(),
+                label_map: if self.options.raw {
+                    LabelMap::identity(&task.labels)
+                } else {
+                    task.label_map.clone()
+                },
                 proclitics: Proclitics {
+                    strip: !self.options.raw,
                     vocabulary: Some(score),
                     ..Proclitics::default()
                 },
@@ -417,6 +427,9 @@ impl Tagger {
                     Err(e) => record.error = Some(error_chain(&e)),
                 }
             }
+        }
+        if self.options.raw {
+            return Ok(records);
         }
         if self.dates {
             for (record, text) in records.iter_mut().zip(&texts) {
@@ -591,6 +604,35 @@ impl Tagger {
     /// Unit sentence embeddings of `texts` (the e5 recipe), in order. A text
     /// longer than one window is embedded in parts, and the parts' mean
     /// (weighted by their tokens) is normalised again: nothing is cut off.
+    /// What the stance head reads: each text's mean-pooled, L2-normalised
+    /// last hidden state (a text longer than one window: the token-weighted
+    /// mean of its parts, normalised again). `arabtag train stance` trains
+    /// on these.
+    pub fn segment_embeddings(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, InferError> {
+        self.embed(texts)
+    }
+
+    /// The stance scores of each text taken as one segment, by the model's
+    /// `[stance]` method (guideline label order), before thresholds; `None`
+    /// when the model has no stance task.
+    pub fn segment_scores(
+        &self,
+        texts: &[String],
+    ) -> Result<Option<Vec<StanceScores>>, InferError> {
+        let Some((task, _)) = &self.stance else {
+            return Ok(None);
+        };
+        let mut out = Vec::with_capacity(texts.len());
+        for text in texts {
+            let span = Span {
+                start: 0,
+                end: text.chars().count(),
+            };
+            out.extend(self.stance_scores(task, text, &[span])?);
+        }
+        Ok(Some(out))
+    }
+
     fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, InferError> {
         let mut sums: Vec<Vec<f32>> = vec![Vec::new(); texts.len()];
         for batch in self.batches(texts)? {

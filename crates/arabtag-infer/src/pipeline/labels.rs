@@ -57,6 +57,18 @@ impl LabelMap {
         }
     }
 
+    /// Every type of `scheme` kept under its own name (`PERS`, `MISC`…): a
+    /// benchmark's labels, not the guideline's.
+    pub fn identity(scheme: &super::LabelScheme) -> Self {
+        let map = scheme
+            .names()
+            .iter()
+            .filter_map(|n| n.strip_prefix("B-").or_else(|| n.strip_prefix("I-")))
+            .map(|t| (t.to_owned(), t.to_owned()))
+            .collect();
+        Self { map }
+    }
+
     /// The guideline type of a model type, or `None` when it is dropped.
     pub fn get(&self, model_type: &str) -> Option<&str> {
         self.map.get(model_type).map(String::as_str)

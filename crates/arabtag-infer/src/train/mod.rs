@@ -16,6 +16,7 @@ pub mod features;
 pub mod finetune;
 pub mod head;
 pub mod optim;
+pub mod stance;
 
 pub use align::{AlignedSentence, TaggedSentence, align_sentence, label_set};
 pub use features::{CacheKey, FeatureSpec, Features, extract_features, load_cache, save_cache};

@@ -85,6 +85,21 @@ fn the_default_is_the_e5_file_with_the_readmes_hashes_and_prototypes() {
     );
     assert!(load("models/minilm.toml").dates.is_some_and(|d| d.enabled));
     let stance = c.stance.unwrap();
+    let StanceMethod::Head { head, labels } = &stance.method else {
+        panic!("the default stance is the trained head: {:?}", stance.method)
+    };
+    assert_eq!(
+        head.path,
+        workspace().join("models/heads/e5-stance.safetensors")
+    );
+    assert_eq!(labels.as_slice(), StanceLabel::ALL.as_slice());
+    for label in StanceLabel::ALL {
+        assert!((0.0..=1.0).contains(&stance.thresholds[&label]));
+    }
+    // The zero-shot alternative: the same model with prototypes.
+    let p = load("models/e5-prototypes.toml");
+    assert_eq!(p.source, c.source);
+    let stance = p.stance.unwrap();
     let StanceMethod::Prototypes { prefix, prototypes } = &stance.method else {
         panic!()
     };
@@ -163,7 +178,11 @@ fn the_default_model_verifies_after_make_models() {
     assert_eq!(m.architecture, Architecture::Bert);
     assert_eq!(m.weights_format, WeightsFormat::E5Q4);
     assert_eq!(m.max_positions, 512, "from the file's own header");
-    assert_eq!(model.files().len(), 3, "weights, tokenizer, NER head");
+    assert_eq!(
+        model.files().len(),
+        4,
+        "weights, tokenizer, NER head, stance head"
+    );
     assert_eq!(model.files()[0].bytes, 71_622_400);
 }
 

@@ -4,6 +4,7 @@ pub mod eval;
 pub mod models;
 pub mod tag;
 pub mod train;
+pub mod train_stance;
 
 use std::process::ExitCode;
 

@@ -12,7 +12,9 @@
 //! and the exit code is 2. `--format conll` writes each word with its IOB2
 //! tag instead (a blank line after every sentence); `--conll-in` tags
 //! pre-tokenised CoNLL input (one token a line, further columns ignored) and
-//! writes each token with its predicted tag.
+//! writes each token with its predicted tag, as a benchmark scores it: the
+//! head's own types (`PERS`, `MISC`…, no label map), whole tokens (no
+//! proclitic stripping), no rule-based dates.
 
 use std::fs::File;
 use std::io::{self, BufWriter, IsTerminal, Write};
@@ -56,7 +58,8 @@ pub struct TagArgs {
     #[arg(long, value_enum, default_value_t = InputFormat::Auto)]
     pub input_format: InputFormat,
 
-    /// Tag a pre-tokenised CoNLL file (token first on each line, blank line between sentences).
+    /// Tag a pre-tokenised CoNLL file (token first on each line, blank line
+    /// between sentences) as a benchmark: the head's own labels, whole tokens, no dates.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["inputs", "format"])]
     pub conll_in: Option<PathBuf>,
 
@@ -112,6 +115,8 @@ fn load(args: &TagArgs) -> Result<Tagger> {
         &model,
         TagOptions {
             batch_size: args.batch_size,
+            // A CoNLL benchmark is scored in its own labels and tokens.
+            raw: args.conll_in.is_some(),
             ..TagOptions::default()
         },
     )

@@ -79,6 +79,9 @@ pub enum TrainTask {
     /// A token head on frozen encoder features (first subtoken of each word,
     /// chosen layers concatenated), dev = the last 10% of --train.
     Ner(NerArgs),
+    /// A multi-label stance head on segment embeddings, and thresholds for
+    /// it and the config's own method calibrated on dev.
+    Stance(super::train_stance::StanceArgs),
 }
 
 #[derive(Debug, Args)]
@@ -144,6 +147,7 @@ pub struct NerArgs {
 pub fn run(args: &TrainArgs) -> Result<Status> {
     match &args.task {
         TrainTask::Ner(a) => ner(a),
+        TrainTask::Stance(a) => super::train_stance::run(a),
     }
 }
 
@@ -764,4 +768,9 @@ fn finetune(a: &NerArgs, s: &Setup<'_>) -> Result<Status> {
         )?;
     }
     Ok(Status::Ok)
+}
+
+/// Writes a JSON report (pretty, with a final newline).
+pub fn write_report(path: &Path, value: &serde_json::Value) -> Result<()> {
+    Ok(write_json(path, value)?)
 }

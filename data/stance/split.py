@@ -1,0 +1,78 @@
+#!/usr/bin/env python3
+"""Builds data/stance/{train,dev}.jsonl from the hand-written raw/*.jsonl.
+
+The split is by TOPIC (never at random): every segment of a topic listed in
+DEV_TOPICS goes to dev, the rest to train, so dev measures how well a method
+carries to conflicts, deals and news it has not seen. Rows keep their raw
+order (file name order, then line order). `--check` fails when the files on
+disk differ from what this script would write (run by `make test`).
+
+Usage: python3 data/stance/split.py [--check]
+"""
+
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+LABELS = ["mediation", "conflict", "energy"]
+# Two topics from each raw file: a mix of conflicts, mediations, energy
+# and no-label news.
+DEV_TOPICS = {
+    "yemen", "western-sahara",          # mena
+    "serbia-kosovo", "moldova-transnistria",  # eurasia
+    "korea", "qatar-lng",               # world
+    "sport", "renewables-grid",         # none
+}
+
+
+def rows():
+    seen = set()
+    for path in sorted((HERE / "raw").glob("*.jsonl")):
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            where = f"{path.relative_to(HERE.parent.parent)}:{n}"
+            r = json.loads(line)
+            assert set(r) == {"id", "topic", "text", "labels"}, f"{where}: keys {sorted(r)}"
+            assert r["id"] not in seen, f"{where}: duplicate id {r['id']}"
+            seen.add(r["id"])
+            assert r["text"].strip() and "\n" not in r["text"], f"{where}: empty or multi-line text"
+            assert r["labels"] == [l for l in LABELS if l in r["labels"]], f"{where}: labels {r['labels']}"
+            yield r
+
+
+def render(rs):
+    return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rs)
+
+
+def main():
+    check = "--check" in sys.argv[1:]
+    all_rows = list(rows())
+    topics = {r["topic"] for r in all_rows}
+    missing = DEV_TOPICS - topics
+    assert not missing, f"dev topics with no rows: {sorted(missing)}"
+    split = {
+        "train": [r for r in all_rows if r["topic"] not in DEV_TOPICS],
+        "dev": [r for r in all_rows if r["topic"] in DEV_TOPICS],
+    }
+    failed = False
+    for name, rs in split.items():
+        path = HERE / f"{name}.jsonl"
+        text = render(rs)
+        if check:
+            if not path.exists() or path.read_text(encoding="utf-8") != text:
+                print(f"{path}: out of date; run python3 data/stance/split.py", file=sys.stderr)
+                failed = True
+        else:
+            path.write_text(text, encoding="utf-8")
+        counts = Counter(l for r in rs for l in r["labels"])
+        none = sum(1 for r in rs if not r["labels"])
+        multi = sum(1 for r in rs if len(r["labels"]) > 1)
+        print(f"{name}: {len(rs)} segments, {len({r['topic'] for r in rs})} topics, "
+              + ", ".join(f"{l} {counts[l]}" for l in LABELS)
+              + f", no label {none} ({100 * none / len(rs):.1f}%), 2+ labels {multi}")
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
