@@ -190,3 +190,72 @@ fn proclitic_rule_on_words_outside_the_seeds() {
         );
     }
 }
+
+/// Measured when the held-out file was made (see the test below).
+const MAX_NAMES_CUT: usize = 3;
+const MIN_STRIPPED: usize = 96;
+
+/// Held-out check (issue 4): every B- token of ANERcorp's TEST file that
+/// begins with a proclitic letter (365 forms), labelled by hand with how
+/// many leading letters are clitics (`eval/proclitics/anercorp-test.tsv`,
+/// see its README). Judged alone, as in the test above. Prints the counts;
+/// the bounds are the figures measured when the file was made, so a change
+/// that makes the rule worse fails.
+#[test]
+fn proclitic_rule_on_held_out_anercorp_forms() {
+    let Some(vocab) = e5_words() else { return };
+    let is_word = move |f: &str| vocab.get(f).copied();
+    let rule = Proclitics {
+        document: false,
+        vocabulary: Some(&is_word),
+        ..Proclitics::default()
+    };
+    let normalizer = NormalizerConfig::default();
+    let none = DocumentForms::default();
+    let path =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../eval/proclitics/anercorp-test.tsv");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let (mut names, mut names_cut, mut clitics, mut stripped, mut wrong_len) = (0, 0, 0, 0, 0);
+    let (mut unsure, mut cut_names) = (0, Vec::new());
+    for line in text.lines() {
+        let f: Vec<&str> = line.split('\t').collect();
+        let (word, want, note) = (f[0], f[2].parse::<usize>().unwrap(), f[4]);
+        if note == "?" {
+            unsure += 1;
+            continue;
+        }
+        let got = proclitic(word, &rule, &normalizer, &none).map_or(0, |(n, _)| n);
+        if want == 0 {
+            names += 1;
+            if got > 0 {
+                names_cut += 1;
+                cut_names.push(word);
+            }
+        } else {
+            clitics += 1;
+            if got == want {
+                stripped += 1;
+            } else if got > 0 {
+                wrong_len += 1;
+            }
+        }
+    }
+    eprintln!(
+        "held out ({unsure} unsure forms left out): {names_cut} of {names} names lost letters \
+         {cut_names:?}; {stripped} of {clitics} clitic forms stripped right, {wrong_len} cut at \
+         the wrong length, {} kept whole",
+        clitics - stripped - wrong_len
+    );
+    assert!(
+        names >= 150 && clitics >= 150,
+        "{names} names, {clitics} clitics"
+    );
+    assert!(
+        names_cut <= MAX_NAMES_CUT,
+        "{names_cut} names lost a letter: {cut_names:?}"
+    );
+    assert!(
+        stripped >= MIN_STRIPPED,
+        "{stripped} of {clitics} clitic forms stripped"
+    );
+}
