@@ -68,7 +68,9 @@
 //! stride = 128                       # tokens shared by consecutive windows (DEFAULT_STRIDE)
 //! layers = [6, 8, 10, 12]           # head file over these layers' states, concatenated
 //!                                    # (0: embeddings; aggregation "first", Viterbi decoding);
-//!                                    # absent: over the last hidden state
+//!                                    # absent: over the last hidden state. A head file that
+//!                                    # also holds `encoder.layer.{i}.*` tensors (train ner
+//!                                    # --finetune) replaces those layers, for NER only
 //!
 //! [dates]                            # optional: rule-based DATE entities (pipeline::dates)
 //! enabled = true                     # merged with [ner]'s spans, which win (DEFAULT_DATES_ENABLED)

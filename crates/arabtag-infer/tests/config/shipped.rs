@@ -66,17 +66,17 @@ fn the_default_is_the_e5_file_with_the_readmes_hashes_and_prototypes() {
         .ner
         .as_ref()
         .expect("the default tags entities with its layer head");
-    assert_eq!(ner.layers, [6, 8, 10, 12]);
+    assert_eq!(ner.layers, [8]);
     let arabtag_infer::config::NerHead::File(head) = &ner.head else {
         panic!("{:?}", ner.head)
     };
     assert_eq!(
         head.path,
-        workspace().join("models/heads/e5-ner-layers.safetensors")
+        workspace().join("models/heads/e5-ner-ft.safetensors")
     );
     assert_eq!(
         head.sha256.unwrap().to_string(),
-        "b536951791523fb875eec2af4ff1b82e7681fa507381f0ad406aac172690a12c"
+        "77b292178a24ab2b099c69ffb9fbf0b9d5f289357e9864cf440274783548517e"
     );
     assert_eq!(ner.dropped_types(), ["MISC"]);
     assert!(
@@ -86,7 +86,10 @@ fn the_default_is_the_e5_file_with_the_readmes_hashes_and_prototypes() {
     assert!(load("models/minilm.toml").dates.is_some_and(|d| d.enabled));
     let stance = c.stance.unwrap();
     let StanceMethod::Head { head, labels } = &stance.method else {
-        panic!("the default stance is the trained head: {:?}", stance.method)
+        panic!(
+            "the default stance is the trained head: {:?}",
+            stance.method
+        )
     };
     assert_eq!(
         head.path,

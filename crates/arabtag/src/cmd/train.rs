@@ -1,10 +1,20 @@
-//! `arabtag train ner`: a NER head over the frozen encoder's features.
+//! `arabtag train ner`: a NER head over the frozen encoder's features, or
+//! the top encoder layers fine-tuned with it (`--finetune K`).
 //!
 //! ```text
 //! arabtag train ner --train data/anercorp/ANERCorp_CamelLab_train.txt \
 //!     --model models/default.toml --out DIR [--layers 6,8,10,12] \
 //!     [--epochs N] [--lr X] [--seed S] [--batch-size B] [--cache DIR] [--resume]
+//! arabtag train ner ... --layers L --finetune K [--encoder-lr X] [--warmup F]
+//!     [--dropout P] [--batch-tokens N] [--window N]
 //! ```
+//!
+//! With `--finetune K`, layers `L-K+1..=L` are trained with a head on layer
+//! L (`arabtag_infer::train::finetune`): the state of layer `L-K` at every
+//! position is cached once, checkpoints hold the layers, the head and the
+//! optimiser, and the released `head.safetensors` carries the layers (f16).
+//! The learning rate warms up and decays over `--epochs`, so resume a run
+//! with the `--epochs` it started with.
 //!
 //! The training file's LAST 10% of sentences (in order) are the dev set
 //! (`data/anercorp/SOURCE.md`); the rest trains. The features (each word's
