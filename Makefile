@@ -31,7 +31,7 @@ train-ner: models release
 ## Retrain the stance head and recalibrate thresholds (see models/heads/e5-stance.md).
 train-stance: models release
 	target/release/arabtag train stance --train data/stance/train.jsonl \
-		--dev data/stance/dev.jsonl --model models/default.toml --out target/train-stance
+		--dev data/stance/dev.jsonl --model models/e5-prototypes.toml --out target/train-stance
 
 ## Write the recorded reports in eval/reports/ (ANERcorp test, seeds, stance dev).
 reports: models release
