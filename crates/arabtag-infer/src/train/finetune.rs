@@ -41,7 +41,7 @@ use serde::{Deserialize, Serialize};
 use super::align::AlignedSentence;
 use super::features::{CacheKey, WindowPlan, run_windows};
 use super::head::{EpochReport, create_parent, read_json, write_json};
-use super::optim::{AdamW, Rng};
+use super::optim::{AdamW, Rng, linear_head};
 use crate::InferError;
 use crate::models::BertModel;
 use crate::models::bert::LAYER_PREFIX;
@@ -422,16 +422,7 @@ impl FinetuneTrainer {
         let dims = bert.dims();
         let (n, dim) = (labels.len(), dims.hidden_size);
         let mut rng = Rng::new(options.seed);
-        let bound = 1.0 / (dim.max(1) as f32).sqrt();
-        let w: Vec<f32> = (0..n * dim).map(|_| rng.symmetric() * bound).collect();
-        let b: Vec<f32> = (0..n).map(|_| rng.symmetric() * bound).collect();
-        let device = Device::Cpu;
-        params.push((
-            "weight".to_owned(),
-            1,
-            Tensor::from_vec(w, (n, dim), &device)?,
-        ));
-        params.push(("bias".to_owned(), 1, Tensor::from_vec(b, n, &device)?));
+        params.extend(linear_head(&mut rng, n, dim, 1)?);
         Ok(Self {
             opt: AdamW::new(params, options.weight_decay)?,
             num_heads: dims.num_heads,

@@ -27,7 +27,7 @@ use candle_core::{Device, Tensor, Var};
 use serde::{Deserialize, Serialize};
 
 use super::features::Features;
-use super::optim::{AdamW, Rng};
+use super::optim::{AdamW, Rng, linear_head};
 use crate::InferError;
 
 /// Defaults, shared with the CLI.
@@ -139,18 +139,7 @@ impl HeadTrainer {
     pub fn new(labels: Vec<String>, dim: usize, options: TrainOptions) -> Result<Self, InferError> {
         let mut rng = Rng::new(options.seed);
         let n = labels.len();
-        let bound = 1.0 / (dim.max(1) as f32).sqrt();
-        let w: Vec<f32> = (0..n * dim).map(|_| rng.symmetric() * bound).collect();
-        let b: Vec<f32> = (0..n).map(|_| rng.symmetric() * bound).collect();
-        let device = Device::Cpu;
-        let params = vec![
-            (
-                "weight".to_owned(),
-                0,
-                Tensor::from_vec(w, (n, dim), &device)?,
-            ),
-            ("bias".to_owned(), 0, Tensor::from_vec(b, n, &device)?),
-        ];
+        let params = linear_head(&mut rng, n, dim, 0)?.to_vec();
         Ok(Self {
             opt: AdamW::new(params, options.weight_decay)?,
             state: TrainState {

@@ -159,6 +159,29 @@ impl AdamW {
     }
 }
 
+/// A fresh linear head `weight` `[n, dim]` and `bias` `[n]` in learning-rate
+/// group `group`, uniform in `±1/sqrt(dim)` (PyTorch's `nn.Linear` bound)
+/// from `rng`, as optimiser parameters.
+pub(crate) fn linear_head(
+    rng: &mut Rng,
+    n: usize,
+    dim: usize,
+    group: usize,
+) -> Result<[(String, usize, Tensor); 2], InferError> {
+    let bound = 1.0 / (dim.max(1) as f32).sqrt();
+    let w: Vec<f32> = (0..n * dim).map(|_| rng.symmetric() * bound).collect();
+    let b: Vec<f32> = (0..n).map(|_| rng.symmetric() * bound).collect();
+    let device = Device::Cpu;
+    Ok([
+        (
+            "weight".to_owned(),
+            group,
+            Tensor::from_vec(w, (n, dim), &device)?,
+        ),
+        ("bias".to_owned(), group, Tensor::from_vec(b, n, &device)?),
+    ])
+}
+
 /// xorshift64*.
 #[derive(Debug, Clone)]
 pub(crate) struct Rng(pub(crate) u64);

@@ -216,7 +216,32 @@ fn validate(a: &NerArgs) -> Result<()> {
     Ok(())
 }
 
-fn sha256_file(path: &Path) -> Result<String> {
+/// What an epoch gave, printed as one line.
+fn epoch_report(
+    epoch: usize,
+    (train_loss, dev_loss): (f64, f64),
+    (by_argmax, by_viterbi): (&Scores, &Scores),
+    started: Instant,
+) -> EpochReport {
+    let (f1_argmax, f1_viterbi) = (by_argmax.micro.f1, by_viterbi.micro.f1);
+    let seconds = started.elapsed().as_secs_f64();
+    stderr_line(&format!(
+        "epoch {epoch}: train loss {train_loss:.4}, dev loss {dev_loss:.4}, dev F1 argmax {:.2} / Viterbi {:.2} ({seconds:.1} s)",
+        100.0 * f1_argmax,
+        100.0 * f1_viterbi,
+    ));
+    EpochReport {
+        epoch,
+        train_loss,
+        dev_loss: Some(dev_loss),
+        dev_f1_argmax: Some(f1_argmax),
+        dev_f1_viterbi: Some(f1_viterbi),
+        seconds,
+    }
+}
+
+/// The hex sha256 of a file's bytes.
+pub fn sha256_file(path: &Path) -> Result<String> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     Ok(Sha256::digest(&bytes)
         .iter()
@@ -436,22 +461,13 @@ fn ner(a: &NerArgs) -> Result<Status> {
             &dev_gold,
         )?;
         let epoch = trainer.state().epoch;
-        let (f1_argmax, f1_viterbi) = (by_argmax.micro.f1, by_viterbi.micro.f1);
-        let report = EpochReport {
+        let f1_viterbi = by_viterbi.micro.f1;
+        trainer.record(epoch_report(
             epoch,
-            train_loss,
-            dev_loss: Some(dev_loss),
-            dev_f1_argmax: Some(f1_argmax),
-            dev_f1_viterbi: Some(f1_viterbi),
-            seconds: started.elapsed().as_secs_f64(),
-        };
-        stderr_line(&format!(
-            "epoch {epoch}: train loss {train_loss:.4}, dev loss {dev_loss:.4}, dev F1 argmax {:.2} / Viterbi {:.2} ({:.1} s)",
-            100.0 * f1_argmax,
-            100.0 * f1_viterbi,
-            report.seconds
+            (train_loss, dev_loss),
+            (&by_argmax, &by_viterbi),
+            started,
         ));
-        trainer.record(report);
         let rel = format!("checkpoints/epoch-{epoch:03}");
         let dir = a.out.join(&rel);
         std::fs::create_dir_all(&dir)
@@ -711,22 +727,13 @@ fn finetune(a: &NerArgs, s: &Setup<'_>) -> Result<Status> {
         let (dev_loss, probs) = trainer.evaluate(&cache, &labels, &dev_windows, false)?;
         let (by_argmax, by_viterbi) = score(&probs)?;
         let epoch = trainer.state().epoch;
-        let (f1_argmax, f1_viterbi) = (by_argmax.micro.f1, by_viterbi.micro.f1);
-        let report = EpochReport {
+        let f1_viterbi = by_viterbi.micro.f1;
+        trainer.record(epoch_report(
             epoch,
-            train_loss,
-            dev_loss: Some(dev_loss),
-            dev_f1_argmax: Some(f1_argmax),
-            dev_f1_viterbi: Some(f1_viterbi),
-            seconds: started.elapsed().as_secs_f64(),
-        };
-        stderr_line(&format!(
-            "epoch {epoch}: train loss {train_loss:.4}, dev loss {dev_loss:.4}, dev F1 argmax {:.2} / Viterbi {:.2} ({:.1} s)",
-            100.0 * f1_argmax,
-            100.0 * f1_viterbi,
-            report.seconds
+            (train_loss, dev_loss),
+            (&by_argmax, &by_viterbi),
+            started,
         ));
-        trainer.record(report);
         let rel = format!("checkpoints/epoch-{epoch:03}");
         trainer.save_checkpoint(&a.out.join(&rel))?;
         write_json(

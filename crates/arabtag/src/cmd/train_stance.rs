@@ -228,15 +228,6 @@ fn method_report(scores: &[[f64; 3]], gold: &[[bool; 3]]) -> ([f64; 3], MethodRe
     (thresholds, report)
 }
 
-fn sha256_file(path: &Path) -> Result<String> {
-    use sha2::{Digest, Sha256};
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    Ok(Sha256::digest(&bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect())
-}
-
 fn toml_thresholds(t: &[f64; 3]) -> String {
     format!(
         "thresholds = {{ mediation = {:.4}, conflict = {:.4}, energy = {:.4} }}",
@@ -306,14 +297,14 @@ pub fn run(a: &StanceArgs) -> Result<Status> {
     let report = serde_json::json!({
         "crate_version": env!("CARGO_PKG_VERSION"),
         "model_config": a.model,
-        "train_file": a.train, "train_sha256": sha256_file(&a.train)?,
-        "dev_file": a.dev, "dev_sha256": sha256_file(&a.dev)?,
+        "train_file": a.train, "train_sha256": super::train::sha256_file(&a.train)?,
+        "dev_file": a.dev, "dev_sha256": super::train::sha256_file(&a.dev)?,
         "train_segments": train.len(), "dev_segments": dev.len(),
         "features": "mean-pooled, L2-normalised last hidden state, no prefix",
         "head": {
             "epochs": a.epochs, "lr": a.lr, "weight_decay": a.weight_decay,
             "final_train_loss": loss_value,
-            "head_sha256": sha256_file(&head_path)?,
+            "head_sha256": super::train::sha256_file(&head_path)?,
             "thresholds": head_report.thresholds, "dev": head_report.dev,
             "train_at_dev_thresholds": head_train,
         },
