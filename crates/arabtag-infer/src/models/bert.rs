@@ -458,6 +458,14 @@ impl BertModel {
         ))
     }
 
+    /// Width of the feed-forward layer (0 for an encoder without layers).
+    pub fn intermediate_size(&self) -> usize {
+        self.layers
+            .first()
+            .and_then(|l| l.intermediate.out_features().ok())
+            .unwrap_or(0)
+    }
+
     /// The feed-forward activation of the layers.
     pub fn activation(&self) -> Option<Activation> {
         self.layers.first().map(|l| l.activation)
