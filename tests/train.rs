@@ -282,7 +282,7 @@ fn train_ner_finetunes_resumes_and_tags() {
         .into_keys()
         .collect();
     assert!(
-        names.contains(&"encoder.layer.1.output.dense.weight".to_owned()),
+        names.contains(&"encoder.layer.1.output.dense.weight.q8".to_owned()),
         "{names:?}"
     );
     assert!(

@@ -153,6 +153,12 @@ fn finetuned_encoder(
     if !tensors.keys().any(|k| k.starts_with(LAYER_PREFIX)) {
         return Ok(None);
     }
+    let tensors = crate::train::finetune::dequantize_head(tensors).map_err(|source| {
+        InferError::Checkpoint {
+            path: path.to_owned(),
+            source: Box::new(source),
+        }
+    })?;
     let bert = encoder.as_bert().ok_or(InferError::TaggerSetup {
         what: "ner.head holds fine-tuned encoder layers, which only a BERT, XLM-RoBERTa or e5 encoder can take",
     })?;

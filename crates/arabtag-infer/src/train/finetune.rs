@@ -644,7 +644,10 @@ impl FinetuneTrainer {
 
     /// Mean loss over the targets of `windows` and each target word's label
     /// probabilities (by word). With `rounded`, the encoder layers are
-    /// rounded to f16 first, as a released head stores them.
+    /// rounded first as a released head stores them ([`save_head`]: 8-bit
+    /// matrices, f16 vectors).
+    ///
+    /// [`save_head`]: Self::save_head
     pub fn evaluate(
         &self,
         cache: &LayerCache,
@@ -658,7 +661,7 @@ impl FinetuneTrainer {
             .into_iter()
             .map(|(name, t)| {
                 let t = if rounded && name.starts_with(LAYER_PREFIX) {
-                    t.to_dtype(DType::F16)?.to_dtype(DType::F32)?
+                    stored(&name, &t)?
                 } else {
                     t
                 };
@@ -742,25 +745,87 @@ impl FinetuneTrainer {
         Ok(trainer)
     }
 
-    /// Writes the released head: `weight` and `bias` f32, the trained
-    /// layers' tensors f16.
+    /// Writes the released head: `weight` and `bias` f32; of the trained
+    /// layers, each matrix 8-bit with a scale per row (`NAME.q8` u8, the
+    /// value + 128, and `NAME.scale` f32, see [`quantize_rows`]) and each
+    /// vector (biases, LayerNorms) f16. [`dequantize_head`] reads it back.
     pub fn save_head(&self, path: &Path) -> Result<(), InferError> {
         create_parent(path)?;
-        let tensors: HashMap<String, Tensor> = self
-            .opt
-            .values()
-            .into_iter()
-            .map(|(name, t)| {
-                let t = if name.starts_with(LAYER_PREFIX) {
-                    t.to_dtype(DType::F16)?
-                } else {
-                    t
-                };
-                Ok((name, t))
-            })
-            .collect::<Result<_, InferError>>()?;
+        let mut tensors = HashMap::new();
+        for (name, t) in self.opt.values() {
+            if !name.starts_with(LAYER_PREFIX) {
+                tensors.insert(name, t);
+            } else if t.rank() == 2 {
+                let (q, scale) = quantize_rows(&t)?;
+                tensors.insert(format!("{name}.q8"), q);
+                tensors.insert(format!("{name}.scale"), scale);
+            } else {
+                tensors.insert(name, t.to_dtype(DType::F16)?);
+            }
+        }
         candle_core::safetensors::save(&tensors, path)?;
         Ok(())
+    }
+}
+
+/// A matrix `[rows, cols]` as 8-bit values (u8, `round(w / scale) + 128`,
+/// in 1..=255) and a scale per row (f32, `max |w| / 127`).
+pub fn quantize_rows(t: &Tensor) -> Result<(Tensor, Tensor), InferError> {
+    let rows: Vec<Vec<f32>> = t.to_dtype(DType::F32)?.to_vec2()?;
+    let (mut q, mut scales) = (Vec::new(), Vec::with_capacity(rows.len()));
+    for row in &rows {
+        let max = row.iter().fold(0f32, |m, x| m.max(x.abs()));
+        let scale = if max > 0.0 { max / 127.0 } else { 1.0 };
+        scales.push(scale);
+        q.extend(
+            row.iter()
+                .map(|x| ((x / scale).round().clamp(-127.0, 127.0) as i16 + 128) as u8),
+        );
+    }
+    let device = Device::Cpu;
+    Ok((
+        Tensor::from_vec(q, t.shape(), &device)?,
+        Tensor::from_vec(scales, rows.len(), &device)?,
+    ))
+}
+
+/// The f32 matrix [`quantize_rows`] stored.
+pub fn dequantize_rows(q: &Tensor, scale: &Tensor) -> Result<Tensor, InferError> {
+    let values = (q.to_dtype(DType::F32)? - 128.0)?;
+    Ok(values.broadcast_mul(&scale.to_dtype(DType::F32)?.unsqueeze(1)?)?)
+}
+
+/// A head file's tensors with every `NAME.q8` / `NAME.scale` pair
+/// ([`FinetuneTrainer::save_head`]) replaced by the f32 matrix `NAME`.
+pub fn dequantize_head(
+    mut tensors: HashMap<String, Tensor>,
+) -> Result<HashMap<String, Tensor>, InferError> {
+    let names: Vec<String> = tensors
+        .keys()
+        .filter_map(|k| k.strip_suffix(".q8").map(str::to_owned))
+        .collect();
+    for name in names {
+        let q = tensors.remove(&format!("{name}.q8"));
+        let scale = tensors.remove(&format!("{name}.scale"));
+        let (Some(q), Some(scale)) = (q, scale) else {
+            return Err(InferError::BadCheckpoint {
+                path: std::path::PathBuf::from(&name),
+                reason: "an 8-bit matrix without its `.scale`".to_owned(),
+            });
+        };
+        tensors.insert(name, dequantize_rows(&q, &scale)?);
+    }
+    Ok(tensors)
+}
+
+/// A parameter as the released head stores it, back in f32: matrices
+/// through 8 bits, vectors through f16.
+fn stored(name: &str, t: &Tensor) -> Result<Tensor, InferError> {
+    if t.rank() == 2 && name.starts_with(LAYER_PREFIX) {
+        let (q, scale) = quantize_rows(t)?;
+        dequantize_rows(&q, &scale)
+    } else {
+        Ok(t.to_dtype(DType::F16)?.to_dtype(DType::F32)?)
     }
 }
 

@@ -76,7 +76,7 @@ fn the_default_is_the_e5_file_with_the_readmes_hashes_and_prototypes() {
     );
     assert_eq!(
         head.sha256.unwrap().to_string(),
-        "77b292178a24ab2b099c69ffb9fbf0b9d5f289357e9864cf440274783548517e"
+        "d6f2311402e47ec67919ea0d080ba1f262b15108c9a42dfe883dd9fe95ea7898"
     );
     assert_eq!(ner.dropped_types(), ["MISC"]);
     assert!(
