@@ -386,16 +386,8 @@ fn ner(a: &NerArgs) -> Result<Status> {
 
     std::fs::create_dir_all(&a.out)
         .with_context(|| format!("cannot create {}", a.out.display()))?;
-    let latest = a.out.join("latest.json");
-    let mut trainer = if a.resume && latest.exists() {
-        let text = std::fs::read_to_string(&latest)?;
-        let value: serde_json::Value = serde_json::from_str(&text)
-            .with_context(|| format!("{}: invalid JSON", latest.display()))?;
-        let dir = value
-            .get("checkpoint")
-            .and_then(|c| c.as_str())
-            .with_context(|| format!("{}: no `checkpoint`", latest.display()))?;
-        let t = HeadTrainer::load_checkpoint(&a.out.join(dir))?;
+    let mut trainer = if let Some(dir) = latest_checkpoint(&a.out)?.filter(|_| a.resume) {
+        let t = HeadTrainer::load_checkpoint(&dir)?;
         ensure!(
             t.state().labels == scheme.names() && t.state().dim == features.dim,
             "the checkpoint in {} was trained on other labels or features",
@@ -426,22 +418,9 @@ fn ner(a: &NerArgs) -> Result<Status> {
         .iter()
         .map(|s| s.tags.clone())
         .collect();
-    let mut best = trainer
-        .state()
-        .history
-        .iter()
-        .filter_map(|r| r.dev_f1_viterbi)
-        .fold(f64::NEG_INFINITY, f64::max);
+    let mut best = best_viterbi(&trainer.state().history);
     // The saved head's epoch and scores (a resumed run keeps the earlier).
-    let mut best_scores = if a.resume {
-        std::fs::read_to_string(a.out.join("history.json"))
-            .ok()
-            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-            .and_then(|v| v.get("best").cloned())
-            .filter(|b| !b.is_null())
-    } else {
-        None
-    };
+    let mut best_scores = resumed_best(&a.out, a.resume);
     while trainer.state().epoch < a.epochs {
         let started = Instant::now();
         let progress = bar(train_words.len() as u64, "words");
@@ -468,15 +447,7 @@ fn ner(a: &NerArgs) -> Result<Status> {
             (&by_argmax, &by_viterbi),
             started,
         ));
-        let rel = format!("checkpoints/epoch-{epoch:03}");
-        let dir = a.out.join(&rel);
-        std::fs::create_dir_all(&dir)
-            .with_context(|| format!("cannot create {}", dir.display()))?;
-        trainer.save_checkpoint(&dir)?;
-        write_json(
-            &latest,
-            &serde_json::json!({ "epoch": epoch, "checkpoint": rel }),
-        )?;
+        save_epoch(&a.out, epoch, |dir| Ok(trainer.save_checkpoint(dir)?))?;
         if f1_viterbi > best {
             best = f1_viterbi;
             best_scores = Some(serde_json::json!({
@@ -561,6 +532,41 @@ struct Setup<'a> {
     scheme: &'a LabelScheme,
     /// Sentences before this one train; the rest are dev.
     n_train: usize,
+}
+
+/// The best dev F1 (Viterbi) of the epochs in `history`.
+fn best_viterbi(history: &[EpochReport]) -> f64 {
+    history
+        .iter()
+        .filter_map(|r| r.dev_f1_viterbi)
+        .fold(f64::NEG_INFINITY, f64::max)
+}
+
+/// A resumed run's saved-head epoch and scores (`best` of `history.json`
+/// in `out`); `None` for a fresh run.
+fn resumed_best(out: &Path, resume: bool) -> Option<serde_json::Value> {
+    if !resume {
+        return None;
+    }
+    std::fs::read_to_string(out.join("history.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .and_then(|v| v.get("best").cloned())
+        .filter(|b| !b.is_null())
+}
+
+/// Writes epoch `epoch`'s checkpoint into `out/checkpoints/epoch-NNN` with
+/// `save`, then points `latest.json` at it.
+fn save_epoch(out: &Path, epoch: usize, save: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+    let rel = format!("checkpoints/epoch-{epoch:03}");
+    let dir = out.join(&rel);
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    save(&dir)?;
+    write_json(
+        &out.join("latest.json"),
+        &serde_json::json!({ "epoch": epoch, "checkpoint": rel }),
+    )?;
+    Ok(())
 }
 
 /// The checkpoint folder `latest.json` in `out` names, if any.
@@ -701,21 +707,8 @@ fn finetune(a: &NerArgs, s: &Setup<'_>) -> Result<Status> {
         )
     };
     let history_path = a.out.join("history.json");
-    let mut best_scores = if a.resume {
-        std::fs::read_to_string(&history_path)
-            .ok()
-            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-            .and_then(|v| v.get("best").cloned())
-            .filter(|b| !b.is_null())
-    } else {
-        None
-    };
-    let mut best = trainer
-        .state()
-        .history
-        .iter()
-        .filter_map(|r| r.dev_f1_viterbi)
-        .fold(f64::NEG_INFINITY, f64::max);
+    let mut best_scores = resumed_best(&a.out, a.resume);
+    let mut best = best_viterbi(&trainer.state().history);
     let finetuned: Vec<usize> = trained.iter().map(|i| i + 1).collect();
     while trainer.state().epoch < a.epochs {
         let started = Instant::now();
@@ -734,12 +727,7 @@ fn finetune(a: &NerArgs, s: &Setup<'_>) -> Result<Status> {
             (&by_argmax, &by_viterbi),
             started,
         ));
-        let rel = format!("checkpoints/epoch-{epoch:03}");
-        trainer.save_checkpoint(&a.out.join(&rel))?;
-        write_json(
-            &a.out.join("latest.json"),
-            &serde_json::json!({ "epoch": epoch, "checkpoint": rel }),
-        )?;
+        save_epoch(&a.out, epoch, |dir| Ok(trainer.save_checkpoint(dir)?))?;
         if f1_viterbi > best {
             best = f1_viterbi;
             // The released file stores the layers in 8 and 16 bits: score that too.
