@@ -303,18 +303,49 @@ impl CacheKey {
     }
 }
 
-fn write_err(path: &Path) -> impl Fn(std::io::Error) -> InferError + '_ {
-    move |source| InferError::Write {
-        path: path.to_owned(),
-        source,
+/// Tensors by name, as a safetensors file holds them.
+pub type NamedTensors = HashMap<String, Tensor>;
+
+impl CacheKey {
+    /// Writes `tensors` as this key's cache file in `dir` (through a
+    /// temporary file, so a cache is never half-written) and the key beside
+    /// it as JSON; returns the cache file's path.
+    pub fn store(&self, dir: &Path, tensors: &NamedTensors) -> Result<PathBuf, InferError> {
+        std::fs::create_dir_all(dir).map_err(|source| InferError::Write {
+            path: dir.to_owned(),
+            source,
+        })?;
+        let path = self.path(dir);
+        let tmp = path.with_extension("safetensors.tmp");
+        candle_core::safetensors::save(tensors, &tmp)?;
+        std::fs::rename(&tmp, &path).map_err(|source| InferError::Write {
+            path: path.clone(),
+            source,
+        })?;
+        super::head::write_json(&path.with_extension("json"), self)?;
+        Ok(path)
+    }
+
+    /// This key's cache file in `dir` and its tensors, or `None` when there
+    /// is none or the key stored beside it differs.
+    pub fn stored(&self, dir: &Path) -> Result<Option<(PathBuf, NamedTensors)>, InferError> {
+        let path = self.path(dir);
+        let json_path = path.with_extension("json");
+        if !json_path.exists() || !path.exists() {
+            return Ok(None);
+        }
+        let stored: CacheKey = super::head::read_json(&json_path)?;
+        if &stored != self {
+            return Ok(None);
+        }
+        let tensors = candle_core::safetensors::load(&path, &Device::Cpu)?;
+        Ok(Some((path, tensors)))
     }
 }
 
 /// Writes `features` under `key` in `dir` (through a temporary file, so a
 /// cache is never half-written); returns the path.
 pub fn save_cache(dir: &Path, key: &CacheKey, features: &Features) -> Result<PathBuf, InferError> {
-    std::fs::create_dir_all(dir).map_err(write_err(dir))?;
-    let path = key.path(dir);
     let device = Device::Cpu;
     let words = features.words();
     let to_u32 = |x: usize| u32::try_from(x).unwrap_or(u32::MAX);
@@ -348,34 +379,19 @@ pub fn save_cache(dir: &Path, key: &CacheKey, features: &Features) -> Result<Pat
             )?,
         ),
     ]);
-    let tmp = path.with_extension("safetensors.tmp");
-    candle_core::safetensors::save(&tensors, &tmp)?;
-    std::fs::rename(&tmp, &path).map_err(write_err(&path))?;
-    let json = serde_json::to_string_pretty(key).unwrap_or_default();
-    std::fs::write(path.with_extension("json"), json).map_err(write_err(&path))?;
-    Ok(path)
+    key.store(dir, &tensors)
 }
 
 /// The cached features for `key` in `dir`, or `None` when there are none
 /// (or the key beside them differs).
 pub fn load_cache(dir: &Path, key: &CacheKey) -> Result<Option<Features>, InferError> {
-    let path = key.path(dir);
-    let json_path = path.with_extension("json");
-    let Ok(json) = std::fs::read_to_string(&json_path) else {
+    let Some((path, mut tensors)) = key.stored(dir)? else {
         return Ok(None);
     };
-    let stored: CacheKey = serde_json::from_str(&json).map_err(|source| InferError::Json {
-        path: json_path.clone(),
-        source,
-    })?;
-    if &stored != key || !path.exists() {
-        return Ok(None);
-    }
     let bad = |reason: &str| InferError::BadCheckpoint {
         path: path.clone(),
         reason: reason.to_owned(),
     };
-    let mut tensors = candle_core::safetensors::load(&path, &Device::Cpu)?;
     let mut take = |name: &str| tensors.remove(name).ok_or_else(|| bad(name));
     let features = take("features")?;
     let offsets: Vec<u32> = take("offsets")?.to_vec1()?;

@@ -176,8 +176,6 @@ pub fn save_layer_cache(
     key: &CacheKey,
     cache: &LayerCache,
 ) -> Result<std::path::PathBuf, InferError> {
-    let path = key.path(dir);
-    create_parent(&path)?;
     let device = Device::Cpu;
     let rows = cache.states.len() / cache.hidden.max(1);
     let mut windows = Vec::with_capacity(cache.windows.len() * 3);
@@ -208,33 +206,19 @@ pub fn save_layer_cache(
             Tensor::from_vec(offsets, cache.word_offsets.len(), &device)?,
         ),
     ]);
-    let tmp = path.with_extension("safetensors.tmp");
-    candle_core::safetensors::save(&tensors, &tmp)?;
-    std::fs::rename(&tmp, &path).map_err(|source| InferError::Write {
-        path: path.clone(),
-        source,
-    })?;
-    write_json(&path.with_extension("json"), key)?;
-    Ok(path)
+    key.store(dir, &tensors)
 }
 
 /// The cache stored under `key` in `dir`, or `None` when there is none (or
 /// the key beside it differs).
 pub fn load_layer_cache(dir: &Path, key: &CacheKey) -> Result<Option<LayerCache>, InferError> {
-    let path = key.path(dir);
-    let json_path = path.with_extension("json");
-    if !json_path.exists() || !path.exists() {
+    let Some((path, mut tensors)) = key.stored(dir)? else {
         return Ok(None);
-    }
-    let stored: CacheKey = read_json(&json_path)?;
-    if &stored != key {
-        return Ok(None);
-    }
+    };
     let bad = |reason: &str| InferError::BadCheckpoint {
         path: path.clone(),
         reason: reason.to_owned(),
     };
-    let mut tensors = candle_core::safetensors::load(&path, &Device::Cpu)?;
     let mut take = |name: &str| tensors.remove(name).ok_or_else(|| bad(name));
     let states = take("states")?;
     let windows: Vec<Vec<u32>> = take("windows")?.to_vec2()?;
