@@ -737,20 +737,13 @@ fn candle_dtype(dtype: DType) -> CandleDType {
 /// scored 0 (no frequencies are known).
 fn whole_word_pieces(tokenizer: &SubwordEncoder) -> HashMap<String, f64> {
     match tokenizer.tokenizer().get_model() {
-        ModelWrapper::Unigram(model) => serde_json::to_value(model)
-            .ok()
-            .and_then(|v| {
-                v.get("vocab")?.as_array().map(|pieces| {
-                    pieces
-                        .iter()
-                        .filter_map(|p| {
-                            let form = p.get(0)?.as_str()?.strip_prefix('\u{2581}')?;
-                            Some((form.to_string(), p.get(1)?.as_f64()?))
-                        })
-                        .collect()
-                })
+        ModelWrapper::Unigram(model) => model
+            .iter()
+            .filter_map(|(piece, score)| {
+                let form = piece.strip_prefix('\u{2581}')?;
+                Some((form.to_string(), *score))
             })
-            .unwrap_or_default(),
+            .collect(),
         ModelWrapper::WordPiece(model) => tokenizers::Model::get_vocab(model)
             .into_keys()
             .filter(|piece| !piece.starts_with("##"))

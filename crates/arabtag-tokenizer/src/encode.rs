@@ -183,16 +183,25 @@ fn wrapping(tokenizer: &Tokenizer) -> Result<(Vec<u32>, Vec<u32>), TokenizerErro
     Ok((prefix, suffix))
 }
 
+/// A private-use character no vocabulary has a piece for.
+const UNSEEN: &str = "\u{10fffd}";
+
 /// The model's unknown-token id.
 fn unk_id(tokenizer: &Tokenizer) -> Option<u32> {
     match tokenizer.get_model() {
         ModelWrapper::BPE(m) => m.get_unk_token().as_ref().and_then(|t| m.token_to_id(t)),
         ModelWrapper::WordPiece(m) => m.token_to_id(&m.unk_token),
         ModelWrapper::WordLevel(m) => m.token_to_id(&m.unk_token),
-        ModelWrapper::Unigram(m) => serde_json::to_value(m)
-            .ok()
-            .and_then(|v| v.get("unk_id").and_then(|id| id.as_u64()))
-            .and_then(|id| u32::try_from(id).ok()),
+        // The id a character outside every piece gets (the model keeps its
+        // `unk_id` private; serialising the 250k-piece model to read it cost
+        // a tenth of a second at every start).
+        ModelWrapper::Unigram(m) if !m.byte_fallback() => {
+            match tokenizers::Model::tokenize(m, UNSEEN).ok()?.as_slice() {
+                [token] => Some(token.id),
+                _ => None,
+            }
+        }
+        ModelWrapper::Unigram(_) => None,
     }
 }
 

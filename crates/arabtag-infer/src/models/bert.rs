@@ -14,7 +14,7 @@ use candle_nn::{Activation, LayerNorm, VarBuilder};
 use serde::Deserialize;
 
 use super::hf_config::{DEFAULT_MAX_POSITION_EMBEDDINGS, TaskConfig};
-use super::layers::{Embedding, Linear, attention_bias, check_inputs};
+use super::layers::{Embedding, Linear, activate, attention_bias, check_inputs};
 use super::{Encoder, base_model};
 use crate::InferError;
 
@@ -304,9 +304,7 @@ impl BertLayer {
         let attended = self
             .attention_norm
             .forward(&(self.attention_out.forward(&context)? + xs)?)?;
-        let inner = self
-            .activation
-            .forward(&self.intermediate.forward(&attended)?)?;
+        let inner = activate(self.activation, &self.intermediate.forward(&attended)?)?;
         self.output_norm
             .forward(&(self.output.forward(&inner)? + attended)?)
     }

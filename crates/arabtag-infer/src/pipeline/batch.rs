@@ -84,7 +84,8 @@ pub type TokenRows = Vec<Vec<f32>>;
 
 /// Every window of the valid documents, sorted by length (longest first,
 /// ties in document then window order), cut into batches of at most
-/// `batch_size`. Documents with `skip[doc]` set are left out.
+/// `batch_size` windows and [`MAX_BATCH_TOKENS`] content tokens (a longer
+/// window is a batch of its own). Documents with `skip[doc]` set are left out.
 pub fn plan_batches(
     docs: &[WindowedDoc<'_>],
     skip: &[bool],
@@ -104,11 +105,31 @@ pub fn plan_batches(
     }
     // Stable: equal lengths keep input order.
     refs.sort_by_key(|&(len, _)| std::cmp::Reverse(len));
-    Ok(refs
-        .chunks(batch_size)
-        .map(|chunk| chunk.iter().map(|&(_, r)| r).collect())
-        .collect())
+    let mut batches: Vec<Vec<WindowRef>> = Vec::new();
+    let mut longest = 0;
+    for (len, r) in refs {
+        match batches.last_mut() {
+            // Sorted longest first: the batch's first row sets its width.
+            Some(batch)
+                if batch.len() < batch_size
+                    && (batch.len() + 1) * longest <= MAX_BATCH_TOKENS.max(longest) =>
+            {
+                batch.push(r);
+            }
+            _ => {
+                longest = len;
+                batches.push(vec![r]);
+            }
+        }
+    }
+    Ok(batches)
 }
+
+/// Most padded positions (rows × longest window) in one batch. The attention
+/// scores of a batch take `rows × heads × seq²` floats: 16 windows of 510
+/// tokens with 12 heads are 200 MB a tensor, where 2 windows (the budget)
+/// are 25 MB, and a thousand rows already keep the matrix products busy.
+pub const MAX_BATCH_TOKENS: usize = 1024;
 
 /// A padded batch as flat `[rows, seq]` id and mask buffers.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -118,6 +118,30 @@ fn batches_are_sorted_by_length_longest_first_ties_in_input_order() {
 }
 
 #[test]
+fn batches_stay_within_the_token_budget() {
+    // Windows of 400 tokens: two fit the budget, a third would not; a window
+    // longer than the budget is a batch of its own.
+    let ids: Vec<u32> = vec![5; 1300];
+    let w = windows(1200, 400, 10).unwrap();
+    let long = windows(1300, 1300, 10).unwrap();
+    assert!(MAX_BATCH_TOKENS >= 800 && MAX_BATCH_TOKENS < 1200);
+    let docs = [
+        WindowedDoc {
+            ids: &ids[..1200],
+            windows: &w,
+        },
+        WindowedDoc {
+            ids: &ids,
+            windows: &long,
+        },
+    ];
+    let plan = plan_batches(&docs, &[false, false], 16).unwrap();
+    let sizes: Vec<usize> = plan.iter().map(Vec::len).collect();
+    assert_eq!(sizes, [1, 2, 2]);
+    assert_eq!(plan[0], [WindowRef { doc: 1, window: 0 }]);
+}
+
+#[test]
 fn packing_wraps_and_pads_on_the_right() {
     let a: Vec<u32> = vec![7, 8, 9, 10, 11];
     let wa = windows(5, 3, 1).unwrap(); // 0..3, 2..5
