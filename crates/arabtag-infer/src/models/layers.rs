@@ -239,22 +239,24 @@ pub fn activate(activation: candle_nn::Activation, xs: &Tensor) -> candle_core::
 pub struct GeluErf;
 
 /// erf on f32 by Eigen's rational approximation (odd numerator of degree 13
-/// over an even denominator of degree 8, inputs clamped to [-4, 4]).
+/// over an even denominator of degree 8, inputs clamped to [-4, 4]). Plain
+/// multiply-adds, not `mul_add`: without FMA in the build's target features
+/// `mul_add` is a call to the software `fmaf`, which cost more than `erff`.
 #[inline(always)]
 pub fn erf_f32(x: f32) -> f32 {
     let x = x.clamp(-4.0, 4.0);
     let x2 = x * x;
-    let mut p = x2.mul_add(-2.726_142_3e-10, 2.770_681_4e-8);
-    p = x2.mul_add(p, -2.101_024_1e-6);
-    p = x2.mul_add(p, -5.692_506_4e-5);
-    p = x2.mul_add(p, -7.349_906_3e-4);
-    p = x2.mul_add(p, -2.954_600_1e-3);
-    p = x2.mul_add(p, -1.609_603_3e-2);
+    let mut p = x2 * -2.726_142_3e-10 + 2.770_681_4e-8;
+    p = x2 * p - 2.101_024_1e-6;
+    p = x2 * p - 5.692_506_4e-5;
+    p = x2 * p - 7.349_906_3e-4;
+    p = x2 * p - 2.954_600_1e-3;
+    p = x2 * p - 1.609_603_3e-2;
     let p = x * p;
-    let mut q = x2.mul_add(-1.456_607_2e-5, -2.133_740_6e-4);
-    q = x2.mul_add(q, -1.682_827e-3);
-    q = x2.mul_add(q, -7.373_329e-3);
-    q = x2.mul_add(q, -1.426_474e-2);
+    let mut q = x2 * -1.456_607_2e-5 - 2.133_740_6e-4;
+    q = x2 * q - 1.682_827e-3;
+    q = x2 * q - 7.373_329e-3;
+    q = x2 * q - 1.426_474e-2;
     p / q
 }
 
