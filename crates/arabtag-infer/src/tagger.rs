@@ -175,9 +175,28 @@ impl Tagger {
     /// Loads everything `model` names, on the CPU.
     pub fn load(model: &VerifiedModel, options: TagOptions) -> Result<Self, InferError> {
         let resolved = model.model();
+        std::thread::scope(|scope| {
+            // The tokenizer (a 250k-piece tokenizer.json: 0.4 s, most of the
+            // start-up) loads on a second thread while the weights load here.
+            let tokenizer = scope.spawn(|| {
+                let tokenizer = SubwordEncoder::from_file(model.tokenizer(), resolved.normalizer)?;
+                let vocabulary = whole_word_pieces(&tokenizer);
+                Ok::<_, InferError>((tokenizer, vocabulary))
+            });
+            let loaded = Self::load_weights(model, options);
+            let (tokenizer, vocabulary) =
+                tokenizer.join().map_err(|_| InferError::TaggerSetup {
+                    what: "the thread loading the tokenizer panicked",
+                })??;
+            loaded?.finish(tokenizer, vocabulary)
+        })
+    }
+
+    /// Everything but the tokenizer: the encoder, the NER head (and its
+    /// layers), whose window still counts the special tokens.
+    fn load_weights(model: &VerifiedModel, options: TagOptions) -> Result<Weights<'_>, InferError> {
+        let resolved = model.model();
         let device = Device::Cpu;
-        let tokenizer = SubwordEncoder::from_file(model.tokenizer(), resolved.normalizer)?;
-        let wrapping = Wrapping::from_special(tokenizer.special_tokens())?;
         let mut token_head = None;
         let mut sequence_head = None;
         let encoder: Box<dyn Encoder> = match &resolved.source {
@@ -239,10 +258,8 @@ impl Tagger {
                         )?)
                     }
                 };
-                let window = cfg
-                    .window
-                    .min(encoder.max_positions())
-                    .saturating_sub(wrapping.specials());
+                // Less the special tokens once the tokenizer is there.
+                let window = cfg.window.min(encoder.max_positions());
                 Some(NerTask {
                     labels: LabelScheme::new(head.labels().to_vec())?,
                     head,
@@ -261,19 +278,54 @@ impl Tagger {
                 })
             }
         };
-        let mut tagger = Self {
-            vocabulary: whole_word_pieces(&tokenizer),
-            tokenizer,
+        Ok(Weights {
+            model,
             encoder,
             device,
+            ner,
+            sequence_head,
+            options,
+        })
+    }
+}
+
+/// What [`Tagger::load`] loads beside the tokenizer.
+struct Weights<'a> {
+    model: &'a VerifiedModel,
+    encoder: Box<dyn Encoder>,
+    device: Device,
+    ner: Option<NerTask>,
+    sequence_head: Option<Box<dyn SequenceHead>>,
+    options: TagOptions,
+}
+
+impl Weights<'_> {
+    /// The tagger, with the tokenizer: NER windows less its special tokens,
+    /// the stance task set up.
+    fn finish(
+        self,
+        tokenizer: SubwordEncoder,
+        vocabulary: HashMap<String, f64>,
+    ) -> Result<Tagger, InferError> {
+        let resolved = self.model.model();
+        let wrapping = Wrapping::from_special(tokenizer.special_tokens())?;
+        let mut ner = self.ner;
+        if let Some(task) = &mut ner {
+            task.window = task.window.saturating_sub(wrapping.specials());
+        }
+        let mut tagger = Tagger {
+            vocabulary,
+            tokenizer,
+            encoder: self.encoder,
+            device: self.device,
             wrapping,
             ner,
             dates: resolved.dates.is_some_and(|d| d.enabled),
             stance: None,
-            options,
+            options: self.options,
         };
         if let Some(cfg) = &resolved.stance {
-            let task = tagger.stance_task(cfg, sequence_head)?;
+            let task = tagger.stance_task(cfg, self.sequence_head)?;
             let mut thresholds = [0.0; 3];
             for (i, label) in STANCE_LABELS.iter().enumerate() {
                 thresholds[i] = cfg
@@ -286,7 +338,9 @@ impl Tagger {
         }
         Ok(tagger)
     }
+}
 
+impl Tagger {
     fn stance_task(
         &self,
         cfg: &StanceConfig,
