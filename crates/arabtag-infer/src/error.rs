@@ -274,4 +274,7 @@ pub enum InferError {
     /// A feature cache or checkpoint that does not fit what is asked of it.
     #[error("{}: {reason}", path.display())]
     BadCheckpoint { path: PathBuf, reason: String },
+    /// A model config that has no Hugging Face hub-layout equivalent.
+    #[error("cannot export this model to the hub layout: {reason}")]
+    NotExportable { reason: String },
 }

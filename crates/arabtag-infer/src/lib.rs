@@ -9,9 +9,12 @@
 //! - [`pipeline`]: documents to records — windows, batches, logits merged
 //!   back, subwords aggregated to words, BIO decoded to character spans,
 //!   proclitics, label maps; segment stance.
+//! - [`export`]: a config's NER network as one BERT with a token head, and
+//!   written in the Hugging Face hub layout (`arabtag models export`).
 
 pub mod config;
 pub mod error;
+pub mod export;
 pub mod models;
 pub mod pipeline;
 pub mod tagger;

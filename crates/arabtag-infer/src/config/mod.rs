@@ -112,6 +112,7 @@ pub use types::{
 pub use crate::models::Architecture;
 /// `ner.aggregation`: the pipeline's own type.
 pub use crate::pipeline::Aggregation;
+pub(crate) use verify::digest;
 pub use verify::{FileCheck, FileDigest, FileProblem, VerifiedFile, VerifiedModel, check_file};
 
 /// The `schema_version` this crate reads.

@@ -146,7 +146,7 @@ pub fn check_file(file: &ModelFile) -> FileCheck {
     }
 }
 
-fn digest(path: &Path) -> io::Result<FileDigest> {
+pub(crate) fn digest(path: &Path) -> io::Result<FileDigest> {
     let mut file = File::open(path)?;
     let mut hasher = Hasher::new();
     let mut buf = vec![0u8; 1 << 20];

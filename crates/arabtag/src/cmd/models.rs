@@ -3,6 +3,7 @@
 //! ```text
 //! arabtag models show CONFIG [--json] [--offline]
 //! arabtag models verify CONFIG [--json] [--offline]
+//! arabtag models export CONFIG --out DIR [--offline]
 //! ```
 //!
 //! `show` prints the resolved config: every file as an absolute path with
@@ -11,6 +12,14 @@
 //! when all match, 2 otherwise, each problem named on stderr. Hub files come
 //! from the Hugging Face cache (`HF_HUB_CACHE`, `HF_HOME`), downloaded when
 //! missing unless `--offline` or `HF_HUB_OFFLINE=1`.
+//!
+//! `export` writes the config's NER network (the encoder up to the layer the
+//! head reads, a head file's fine-tuned layers in place, the token head) as
+//! a Hugging Face hub-layout folder that `transformers` loads as
+//! `AutoModelForTokenClassification` and `pipeline("token-classification")`:
+//! `config.json`, `model.safetensors` (f32), the tokenizer files, a model
+//! card with every source and written file's sha256, and `arabtag.toml`, a
+//! model config over the folder ([`arabtag_infer::export`]).
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -20,6 +29,7 @@ use arabtag_infer::config::{
     FileCheck, FileProblem, ModelConfig, ModelFile, NerConfig, NerHead, ResolveOptions,
     ResolvedModel, ResolvedSource, StanceConfig, StanceMethod, WeightsFormat, check_file,
 };
+use arabtag_infer::export::{ExportOptions, export_hub};
 use clap::{Args, Subcommand};
 use serde::Serialize;
 
@@ -40,6 +50,25 @@ pub enum ModelsCommand {
     /// Check that every file of a model config exists and has its pinned
     /// sha256 (exit 0 all good, 2 otherwise).
     Verify(ConfigArgs),
+    /// Write the config's NER network in the Hugging Face hub layout
+    /// (config.json, model.safetensors, tokenizer files, model card,
+    /// arabtag.toml) for transformers.
+    Export(ExportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The model config (TOML), e.g. models/default.toml.
+    #[arg(value_name = "CONFIG")]
+    pub config: PathBuf,
+
+    /// The folder to write (created; files in it are replaced).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+
+    /// Take hub files from the cache only, as HF_HUB_OFFLINE=1 does.
+    #[arg(long)]
+    pub offline: bool,
 }
 
 #[derive(Debug, Args)]
@@ -61,7 +90,54 @@ pub fn run(args: &ModelsArgs) -> Result<Status> {
     match &args.command {
         ModelsCommand::Show(args) => show(args),
         ModelsCommand::Verify(args) => verify(args),
+        ModelsCommand::Export(args) => export(args),
     }
+}
+
+fn export(args: &ExportArgs) -> Result<Status> {
+    let mut options = ResolveOptions::from_env();
+    options.offline |= args.offline;
+    let model = ModelConfig::from_file(&args.config)
+        .context("cannot read the model config")?
+        .resolve(&options)
+        .context("cannot resolve the model config")?
+        .verify()
+        .context("the model's files do not verify")?;
+    let command = format!(
+        "arabtag models export {} --out {}",
+        args.config.display(),
+        args.out.display()
+    );
+    let producer = format!(
+        "arabtag {}, commit {}",
+        env!("CARGO_PKG_VERSION"),
+        env!("ARABTAG_GIT_COMMIT")
+    );
+    let done = export_hub(&model, &args.out, &ExportOptions { command, producer })
+        .with_context(|| format!("cannot export {}", args.config.display()))?;
+    let mut text = format!(
+        "{}: {} for token classification, num_hidden_layers {}{}, {} tensors, labels {}\n",
+        done.dir.display(),
+        done.model_type,
+        done.layers,
+        if done.finetuned.is_empty() {
+            String::new()
+        } else {
+            let layers: Vec<String> = done.finetuned.iter().map(|i| (i + 1).to_string()).collect();
+            format!(" (layers {} from the NER head file)", layers.join(", "))
+        },
+        done.tensors,
+        done.labels.join(" "),
+    );
+    for f in &done.files {
+        let _ = writeln!(
+            text,
+            "  {:<24} {:>11} bytes  sha256 {}",
+            f.name, f.bytes, f.sha256
+        );
+    }
+    output::stdout(&text).context("cannot write to stdout")?;
+    Ok(Status::Ok)
 }
 
 fn options(args: &ConfigArgs) -> ResolveOptions {
