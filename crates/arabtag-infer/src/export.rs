@@ -462,9 +462,8 @@ fn write_safetensors(path: &Path, tensors: &[(String, Tensor)]) -> Result<(), In
 
 /// The tokenizer's special tokens as `special_tokens_map.json` names them.
 fn special_tokens(tokenizer: &SubwordEncoder) -> BTreeMap<&'static str, String> {
-    let t = tokenizer.tokenizer();
     let special = tokenizer.special_tokens();
-    let name = |id: Option<u32>| id.and_then(|id| t.id_to_token(id));
+    let name = |id: Option<u32>| id.and_then(|id| tokenizer.id_to_token(id));
     let mut out = BTreeMap::new();
     let cls = name(special.bos());
     let sep = name(special.eos());
@@ -485,9 +484,10 @@ fn special_tokens(tokenizer: &SubwordEncoder) -> BTreeMap<&'static str, String> 
             out.insert(key, v);
         }
     }
-    let mask = t
-        .get_added_tokens_decoder()
-        .into_values()
+    let mask = tokenizer
+        .added_tokens()
+        .into_iter()
+        .map(|(_, a)| a)
         .filter(|a| a.special && a.content.to_lowercase().contains("mask"))
         .map(|a| a.content)
         .min();

@@ -12,7 +12,6 @@ use std::collections::HashMap;
 use arabtag_records::{CharText, Document, Record, STANCE_LABELS, Span, error_chain};
 use arabtag_tokenizer::SubwordEncoder;
 use candle_core::{D, DType as CandleDType, Device, Tensor};
-use tokenizers::models::ModelWrapper;
 
 use crate::InferError;
 use crate::config::{DType, NerHead, ResolvedSource, StanceConfig, StanceMethod, VerifiedModel};
@@ -180,7 +179,7 @@ impl Tagger {
             // start-up) loads on a second thread while the weights load here.
             let tokenizer = scope.spawn(|| {
                 let tokenizer = SubwordEncoder::from_file(model.tokenizer(), resolved.normalizer)?;
-                let vocabulary = whole_word_pieces(&tokenizer);
+                let vocabulary = tokenizer.whole_word_pieces();
                 Ok::<_, InferError>((tokenizer, vocabulary))
             });
             let loaded = Self::load_weights(model, options);
@@ -623,8 +622,7 @@ impl Tagger {
                 let part = normalize(&words[start..end].join(" "));
                 let encoding = self
                     .tokenizer
-                    .tokenizer()
-                    .encode((part, hypothesis.clone()), true)
+                    .encode_pair(part, hypothesis.clone())
                     .map_err(|source| InferError::NliEncode { source })?;
                 if encoding.get_ids().len() <= max || end <= start + 1 {
                     break encoding.get_ids()[..encoding.get_ids().len().min(max)].to_vec();
@@ -783,26 +781,5 @@ fn candle_dtype(dtype: DType) -> CandleDType {
         DType::F32 => CandleDType::F32,
         DType::F16 => CandleDType::F16,
         DType::Bf16 => CandleDType::BF16,
-    }
-}
-
-/// Every whole-word piece (`▁form`) of a SentencePiece vocabulary with its
-/// unigram score; for WordPiece, every piece that is no `##` continuation,
-/// scored 0 (no frequencies are known).
-fn whole_word_pieces(tokenizer: &SubwordEncoder) -> HashMap<String, f64> {
-    match tokenizer.tokenizer().get_model() {
-        ModelWrapper::Unigram(model) => model
-            .iter()
-            .filter_map(|(piece, score)| {
-                let form = piece.strip_prefix('\u{2581}')?;
-                Some((form.to_string(), *score))
-            })
-            .collect(),
-        ModelWrapper::WordPiece(model) => tokenizers::Model::get_vocab(model)
-            .into_keys()
-            .filter(|piece| !piece.starts_with("##"))
-            .map(|piece| (piece, 0.0))
-            .collect(),
-        _ => HashMap::new(),
     }
 }

@@ -8,8 +8,11 @@
 //! - `subwords/arabtag`: `SubwordEncoder::encode` with e5's tokenizer, which
 //!   is normaliser + `tokenizers` + the map of every token back to the
 //!   original characters and words;
-//! - `subwords/tokenizers`: the `tokenizers` crate alone on the same
-//!   (already normalised) text, the floor under the line above.
+//! - `subwords/arabtag-raw`: the same pipeline on the already normalised
+//!   text without the alignment: `tokenizers`' normaliser, pre-tokenizer and
+//!   our compact Unigram model;
+//! - `subwords/tokenizers`: the `tokenizers` crate alone, with its own
+//!   Unigram model, on the same normalised text.
 //!
 //! ```text
 //! cargo bench -p arabtag-tokenizer --bench tokenizer
@@ -102,7 +105,17 @@ fn text_side(c: &mut Criterion) {
                 .sum::<usize>()
         })
     });
-    let hf = encoder.tokenizer();
+    group.bench_function("arabtag-raw", |b| {
+        b.iter(|| {
+            normalized
+                .iter()
+                .map(|d| encoder.encode_raw(d.as_str()).map_or(0, |e| e.len()))
+                .sum::<usize>()
+        })
+    });
+    // The tokenizers crate with its own model, on the text our normaliser
+    // gave (`SubwordEncoder` keeps a compact Unigram model instead).
+    let hf = tokenizers::Tokenizer::from_file(&path).expect("tokenizer.json loads");
     group.bench_function("tokenizers", |b| {
         b.iter(|| {
             normalized

@@ -8,15 +8,17 @@
 //! `▁`/space a token carries; a token that is only `▁` gets an empty span at
 //! the start of the word that follows it. Nothing is truncated.
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use arabtag_records::Span;
 use tokenizers::models::ModelWrapper;
-use tokenizers::{Encoding, Model, Token as HfToken, Tokenizer};
+use tokenizers::{AddedToken, Encoding, Model, Token as HfToken, Tokenizer, TokenizerImpl};
 
 use crate::error::TokenizerError;
 use crate::normalize::{Normalized, NormalizerConfig};
 use crate::segment::{is_space, words};
+use crate::unigram::{UnigramTokenizer, load_unigram};
 
 /// The SentencePiece word-boundary mark.
 pub const METASPACE: char = '\u{2581}';
@@ -86,60 +88,89 @@ impl EncodedDocument {
 /// A Hugging Face tokenizer behind our normaliser.
 #[derive(Debug, Clone)]
 pub struct SubwordEncoder {
-    tokenizer: Tokenizer,
+    tokenizer: Pipeline,
     normalizer: NormalizerConfig,
     special: SpecialTokens,
 }
 
+/// The `tokenizers` pipeline: with its own model, or with a
+/// [`CompactUnigram`] for SentencePiece vocabularies.
+#[derive(Debug, Clone)]
+enum Pipeline {
+    Hf(Box<Tokenizer>),
+    Unigram(Box<UnigramTokenizer>),
+}
+
+/// `$body` with `$t` bound to the pipeline's tokenizer, whichever it is.
+macro_rules! with_tokenizer {
+    ($pipeline:expr, $t:ident => $body:expr) => {
+        match $pipeline {
+            Pipeline::Hf($t) => $body,
+            Pipeline::Unigram($t) => $body,
+        }
+    };
+}
+
 impl SubwordEncoder {
-    /// Loads a `tokenizer.json`.
+    /// Loads a `tokenizer.json`. A Unigram (SentencePiece) model is kept in
+    /// a [`CompactUnigram`] (same tokens, a twentieth of the memory and
+    /// start-up time of `tokenizers`' own); any other model is `tokenizers`'.
     pub fn from_file(
         path: impl AsRef<Path>,
         normalizer: NormalizerConfig,
     ) -> Result<Self, TokenizerError> {
         let path = path.as_ref();
-        let tokenizer = Tokenizer::from_file(path).map_err(|source| TokenizerError::Load {
+        let load = |source| TokenizerError::Load {
             path: path.to_owned(),
             source,
-        })?;
-        Self::new(tokenizer, normalizer)
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| load(e.into()))?;
+        let pipeline = match load_unigram(&text) {
+            Some(tokenizer) => Pipeline::Unigram(Box::new(tokenizer.map_err(load)?)),
+            None => Pipeline::Hf(Box::new(text.parse::<Tokenizer>().map_err(load)?)),
+        };
+        Self::setup(pipeline, normalizer)
     }
 
     /// Wraps a tokenizer. Its truncation and padding are switched off: a
     /// document is encoded whole, and windows are cut by [`crate::windows`].
-    pub fn new(
-        mut tokenizer: Tokenizer,
+    pub fn new(tokenizer: Tokenizer, normalizer: NormalizerConfig) -> Result<Self, TokenizerError> {
+        Self::setup(Pipeline::Hf(Box::new(tokenizer)), normalizer)
+    }
+
+    fn setup(
+        mut tokenizer: Pipeline,
         normalizer: NormalizerConfig,
     ) -> Result<Self, TokenizerError> {
-        tokenizer
-            .with_truncation(None)
-            .map_err(|source| TokenizerError::Configure {
-                what: "switching truncation off",
-                source,
-            })?;
-        let pad = tokenizer.get_padding().map(|p| p.pad_id).or_else(|| {
-            PAD_NAMES
-                .iter()
-                .find_map(|name| tokenizer.token_to_id(name))
+        with_tokenizer!(&mut tokenizer, t => t
+        .with_truncation(None)
+        .map(|_| ())
+        .map_err(|source| TokenizerError::Configure {
+            what: "switching truncation off",
+            source,
+        }))?;
+        let pad = with_tokenizer!(&tokenizer, t => t.get_padding().map(|p| p.pad_id).or_else(|| {
+            PAD_NAMES.iter().find_map(|name| t.token_to_id(name))
+        }));
+        with_tokenizer!(&mut tokenizer, t => {
+            t.with_padding(None);
         });
-        tokenizer.with_padding(None);
-        let (prefix, suffix) = wrapping(&tokenizer)?;
+        let (prefix, suffix) = with_tokenizer!(&tokenizer, t => wrapping(t))?;
+        let unk = match &tokenizer {
+            Pipeline::Hf(t) => unk_id(t),
+            Pipeline::Unigram(t) => t.get_model().unk_id(),
+        };
         let special = SpecialTokens {
             prefix,
             suffix,
             pad,
-            unk: unk_id(&tokenizer),
+            unk,
         };
         Ok(Self {
             tokenizer,
             normalizer,
             special,
         })
-    }
-
-    /// The Hugging Face tokenizer (truncation and padding off).
-    pub fn tokenizer(&self) -> &Tokenizer {
-        &self.tokenizer
     }
 
     /// The normaliser that runs before the tokenizer.
@@ -152,22 +183,84 @@ impl SubwordEncoder {
         &self.special
     }
 
+    /// `text` as the tokenizer alone encodes it (no normaliser of ours, no
+    /// special tokens), offsets in characters.
+    pub fn encode_raw(&self, text: &str) -> Result<Encoding, tokenizers::Error> {
+        with_tokenizer!(&self.tokenizer, t => t.encode_char_offsets(text, false))
+    }
+
+    /// A pair of texts with the special tokens, as an NLI model reads them.
+    pub fn encode_pair(
+        &self,
+        first: String,
+        second: String,
+    ) -> Result<Encoding, tokenizers::Error> {
+        with_tokenizer!(&self.tokenizer, t => t.encode((first, second), true))
+    }
+
+    /// The text of vocabulary id `id`.
+    pub fn id_to_token(&self, id: u32) -> Option<String> {
+        with_tokenizer!(&self.tokenizer, t => t.id_to_token(id))
+    }
+
+    /// The tokenizer's added tokens (specials among them), by id.
+    pub fn added_tokens(&self) -> Vec<(u32, AddedToken)> {
+        let mut out: Vec<(u32, AddedToken)> = with_tokenizer!(&self.tokenizer, t => t.get_added_tokens_decoder().into_iter().collect());
+        out.sort_by_key(|(id, _)| *id);
+        out
+    }
+
+    /// Every whole-word piece (`▁form`, without the mark) of a SentencePiece
+    /// vocabulary with its unigram score; for WordPiece, every piece that is
+    /// no `##` continuation, scored 0 (no frequencies are known); nothing for
+    /// other models.
+    pub fn whole_word_pieces(&self) -> HashMap<String, f64> {
+        let scored = |pieces: &mut dyn Iterator<Item = &(String, f64)>| {
+            pieces
+                .filter_map(|(piece, score)| {
+                    Some((piece.strip_prefix(METASPACE)?.to_string(), *score))
+                })
+                .collect()
+        };
+        match &self.tokenizer {
+            Pipeline::Unigram(t) => scored(&mut t.get_model().pieces().iter()),
+            Pipeline::Hf(t) => match t.get_model() {
+                ModelWrapper::Unigram(model) => scored(&mut model.iter()),
+                ModelWrapper::WordPiece(model) => model
+                    .get_vocab()
+                    .into_keys()
+                    .filter(|piece| !piece.starts_with("##"))
+                    .map(|piece| (piece, 0.0))
+                    .collect(),
+                _ => HashMap::new(),
+            },
+        }
+    }
+
     /// Encodes a whole document; spans are characters of `text`.
     pub fn encode(&self, text: &str) -> Result<EncodedDocument, TokenizerError> {
         let normalized = self.normalizer.normalize(text);
-        let encoding = self
-            .tokenizer
-            .encode_char_offsets(normalized.text(), false)
-            .map_err(|source| TokenizerError::Encode {
-                chars: normalized.original_len(),
-                source,
-            })?;
+        let encoding =
+            self.encode_raw(normalized.text())
+                .map_err(|source| TokenizerError::Encode {
+                    chars: normalized.original_len(),
+                    source,
+                })?;
         align(text, &normalized, &encoding)
     }
 }
 
 /// The ids the post-processor puts before and after one sequence.
-fn wrapping(tokenizer: &Tokenizer) -> Result<(Vec<u32>, Vec<u32>), TokenizerError> {
+fn wrapping<M, N, PT, PP, D>(
+    tokenizer: &TokenizerImpl<M, N, PT, PP, D>,
+) -> Result<(Vec<u32>, Vec<u32>), TokenizerError>
+where
+    M: Model,
+    N: tokenizers::Normalizer,
+    PT: tokenizers::PreTokenizer,
+    PP: tokenizers::PostProcessor,
+    D: tokenizers::Decoder,
+{
     let probe = Encoding::from_tokens(vec![HfToken::new(0, String::new(), (0, 0))], 0);
     let wrapped = tokenizer
         .post_process(probe, None, true)

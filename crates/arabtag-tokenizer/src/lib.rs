@@ -20,6 +20,7 @@ mod encode;
 mod error;
 mod normalize;
 mod segment;
+mod unigram;
 mod window;
 
 pub use encode::{EncodedDocument, METASPACE, SpecialTokens, SubwordEncoder, Token};
@@ -31,4 +32,5 @@ pub use normalize::{
     is_control, is_tashkeel,
 };
 pub use segment::{SENTENCE_ENDERS, is_space, segments, words};
+pub use unigram::{CompactUnigram, UnigramError, UnigramTokenizer, load_unigram};
 pub use window::{Window, windows};

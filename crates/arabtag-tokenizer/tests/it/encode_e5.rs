@@ -4,14 +4,18 @@ use arabtag_records::CharText;
 use arabtag_tokenizer::{METASPACE, is_control, is_space, windows};
 use tokenizers::{NormalizedString, Normalizer};
 
-use crate::common::{e5, seeds};
+use crate::common::{e5, seeds, workspace};
 
 #[test]
 fn e5_tokens_map_exactly_onto_the_seed_articles() {
     let Some(enc) = e5("e5_tokens_map_exactly_onto_the_seed_articles") else {
         return;
     };
-    let tokenizer = enc.tokenizer();
+    // `tokenizers` with its own Unigram model: our compact one must give
+    // the same tokens.
+    let tokenizer =
+        tokenizers::Tokenizer::from_file(workspace().join("models/e5-small/tokenizer.json"))
+            .unwrap();
     let hf_normalizer = tokenizer.get_normalizer().unwrap();
     let unk = enc.special_tokens().unk.unwrap();
     for (id, text) in seeds() {
@@ -117,4 +121,58 @@ fn e5_a_twenty_thousand_word_document() {
         }
     }
     assert!(seen.iter().all(|&s| s));
+}
+
+/// The compact Unigram model against `tokenizers`' own on e5's vocabulary:
+/// the same ids and offsets on the seeds, the ANERcorp test sentences, and
+/// text built to stress it (unknown characters in runs, Latin, digits,
+/// emoji, symbols, added tokens, empty and space-only strings).
+#[test]
+fn compact_unigram_tokenizes_as_tokenizers_does() {
+    let path = workspace().join("models/e5-small/tokenizer.json");
+    let Some(enc) = e5("compact_unigram_tokenizes_as_tokenizers_does") else {
+        return;
+    };
+    let hf = tokenizers::Tokenizer::from_file(&path).unwrap();
+    let mut texts: Vec<String> = seeds().into_iter().map(|(_, t)| t).collect();
+    let conll = workspace().join("data/anercorp/ANERCorp_CamelLab_test.txt");
+    if let Ok(conll) = std::fs::read_to_string(&conll) {
+        let mut sentence = Vec::new();
+        for line in conll.lines() {
+            match line.split_whitespace().next() {
+                Some(token) => sentence.push(token.to_owned()),
+                None if !sentence.is_empty() => texts.push(std::mem::take(&mut sentence).join(" ")),
+                None => {}
+            }
+        }
+    }
+    texts.extend(
+        [
+            "",
+            "   ",
+            "\u{10fffd}\u{10fffd}\u{e000} غير معروف \u{10fffd}",
+            "<s> قال </s> <mask> <pad> <unk>",
+            "Putin met Erdoğan in Sochi on 2024-03-05 😀 at 10:30 — «حوار» ،؛؟",
+            "ﻻ ﻷجل الـــــسلام ٢٠٢٣ 𝔸𝔹 ⅷ ½ ﷺ",
+        ]
+        .map(str::to_owned),
+    );
+    let mut compared = 0;
+    for text in &texts {
+        let ours = enc.encode_raw(text).unwrap();
+        let theirs = hf.encode_char_offsets(text.as_str(), false).unwrap();
+        assert_eq!(ours.get_ids(), theirs.get_ids(), "{text:?}");
+        assert_eq!(ours.get_offsets(), theirs.get_offsets(), "{text:?}");
+        assert_eq!(ours.get_tokens(), theirs.get_tokens(), "{text:?}");
+        let ours = enc.encode_pair(text.clone(), "نص ثان".to_owned()).unwrap();
+        let theirs = hf.encode((text.as_str(), "نص ثان"), true).unwrap();
+        assert_eq!(ours.get_ids(), theirs.get_ids(), "{text:?}");
+        compared += 1;
+    }
+    assert!(compared > 900 || !conll.exists(), "{compared} texts");
+    // The vocabulary reads the same.
+    for id in [0, 1, 2, 3, 5, 6, 1000, 250_001] {
+        assert_eq!(enc.id_to_token(id), hf.id_to_token(id), "{id}");
+    }
+    assert_eq!(enc.id_to_token(250_002), None);
 }
