@@ -450,14 +450,7 @@ fn write_finetuned_head(dir: &Path) -> Vec<Vec<f32>> {
     };
     let mut query = Vec::new();
     let p = "encoder.layer.0";
-    for (name, out, inp) in [
-        ("attention.self.query", h, h),
-        ("attention.self.key", h, h),
-        ("attention.self.value", h, h),
-        ("attention.output.dense", h, h),
-        ("intermediate.dense", ff, h),
-        ("output.dense", h, ff),
-    ] {
+    for (name, out, inp) in crate::support::layer_matrices(h, ff) {
         let q: Vec<u8> = (0..out * inp).map(|_| (next() % 255 + 1) as u8).collect();
         let scale: Vec<f32> = (0..out).map(|r| 0.001 + r as f32 * 1e-4).collect();
         if name == "attention.self.query" {

@@ -6,6 +6,19 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 /// A file's sha256 in hex.
+/// A BERT layer's matrices (relative to `encoder.layer.{i}.`) with their
+/// `[out, in]` shapes for hidden size `h` and feed-forward size `ff`.
+pub fn layer_matrices(h: usize, ff: usize) -> [(&'static str, usize, usize); 6] {
+    [
+        ("attention.self.query", h, h),
+        ("attention.self.key", h, h),
+        ("attention.self.value", h, h),
+        ("attention.output.dense", h, h),
+        ("intermediate.dense", ff, h),
+        ("output.dense", h, ff),
+    ]
+}
+
 pub fn sha256(path: &Path) -> String {
     Sha256::digest(std::fs::read(path).unwrap())
         .iter()

@@ -36,14 +36,7 @@ fn tiny_bert(dir: &Path) {
     put(format!("{e}.LayerNorm.bias"), &[h], false);
     for l in 0..2 {
         let p = format!("bert.encoder.layer.{l}");
-        for (name, out, inp) in [
-            ("attention.self.query", h, h),
-            ("attention.self.key", h, h),
-            ("attention.self.value", h, h),
-            ("attention.output.dense", h, h),
-            ("intermediate.dense", ff, h),
-            ("output.dense", h, ff),
-        ] {
+        for (name, out, inp) in support::layer_matrices(h, ff) {
             put(format!("{p}.{name}.weight"), &[out, inp], false);
             put(format!("{p}.{name}.bias"), &[out], false);
         }

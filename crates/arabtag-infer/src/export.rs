@@ -35,7 +35,6 @@ use candle_nn::Activation;
 
 use crate::InferError;
 use crate::config::{Architecture, NerHead, VerifiedFile, VerifiedModel};
-use crate::models::bert::LAYER_PREFIX;
 use crate::models::{BertModel, Encoder, Linear, Positions};
 
 /// The model config [`export_hub`] writes beside the checkpoint.
@@ -105,22 +104,9 @@ impl NerNetwork {
         }
         let (bert, head, head_path, finetuned) = match &ner.head {
             NerHead::File(file) => {
-                let tensors =
-                    crate::train::finetune::dequantize_head(load_tensors(&file.path, &device)?)
-                        .map_err(|source| InferError::Checkpoint {
-                            path: file.path.clone(),
-                            source: Box::new(source),
-                        })?;
-                let (bert, finetuned) = if tensors.keys().any(|k| k.starts_with(LAYER_PREFIX)) {
-                    base.with_layers_from(&tensors)
-                        .map_err(|source| InferError::Checkpoint {
-                            path: file.path.clone(),
-                            source: Box::new(source),
-                        })?
-                } else {
-                    (base, Vec::new())
-                };
-                (bert, tensors, file.path.clone(), finetuned)
+                let head = crate::tagger::load_head_file(&base, &file.path, &device)?;
+                let (bert, finetuned) = head.layers.unwrap_or((base, Vec::new()));
+                (bert, head.tensors, file.path.clone(), finetuned)
             }
             NerHead::Checkpoint => {
                 let path = model.weights().to_owned();

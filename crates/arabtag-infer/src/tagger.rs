@@ -136,38 +136,64 @@ pub struct Tagger {
     options: TagOptions,
 }
 
-/// When the head file at `path` carries encoder layers
-/// (`encoder.layer.{i}.…`, written by `arabtag train ner --finetune`), the
-/// encoder with those layers in place of its own.
+/// A head file's tensors, 8-bit matrices dequantised, and, when it carries
+/// encoder layers (`encoder.layer.{i}.…`, written by `arabtag train ner
+/// --finetune`), `bert` with those layers in place of its own and their
+/// indices.
+pub(crate) fn load_head_file(
+    bert: &crate::models::BertModel,
+    path: &std::path::Path,
+    device: &Device,
+) -> Result<HeadFile, InferError> {
+    let checkpoint = |source: InferError| InferError::Checkpoint {
+        path: path.to_owned(),
+        source: Box::new(source),
+    };
+    let tensors =
+        candle_core::safetensors::load(path, device).map_err(|source| checkpoint(source.into()))?;
+    let tensors = crate::train::finetune::dequantize_head(tensors).map_err(checkpoint)?;
+    let layers = if tensors.keys().any(|k| k.starts_with(LAYER_PREFIX)) {
+        Some(bert.with_layers_from(&tensors).map_err(checkpoint)?)
+    } else {
+        None
+    };
+    Ok(HeadFile { tensors, layers })
+}
+
+/// What [`load_head_file`] reads.
+#[derive(Debug)]
+pub(crate) struct HeadFile {
+    pub(crate) tensors: HashMap<String, candle_core::Tensor>,
+    /// The encoder with the file's layers, and their indices.
+    pub(crate) layers: Option<(crate::models::BertModel, Vec<usize>)>,
+}
+
+/// When the head file at `path` carries encoder layers, the encoder with
+/// those layers in place of its own ([`load_head_file`]).
 fn finetuned_encoder(
     encoder: &dyn Encoder,
     path: &std::path::Path,
     device: &Device,
 ) -> Result<Option<Box<dyn Encoder>>, InferError> {
-    let tensors =
-        candle_core::safetensors::load(path, device).map_err(|source| InferError::Checkpoint {
-            path: path.to_owned(),
-            source: Box::new(source.into()),
-        })?;
-    if !tensors.keys().any(|k| k.starts_with(LAYER_PREFIX)) {
-        return Ok(None);
-    }
-    let tensors = crate::train::finetune::dequantize_head(tensors).map_err(|source| {
-        InferError::Checkpoint {
-            path: path.to_owned(),
-            source: Box::new(source),
-        }
-    })?;
-    let bert = encoder.as_bert().ok_or(InferError::TaggerSetup {
-        what: "ner.head holds fine-tuned encoder layers, which only a BERT, XLM-RoBERTa or e5 encoder can take",
-    })?;
-    let (replaced, _) =
-        bert.with_layers_from(&tensors)
-            .map_err(|source| InferError::Checkpoint {
+    let Some(bert) = encoder.as_bert() else {
+        // Only fail when the file does hold layers a non-BERT cannot take.
+        let tensors = candle_core::safetensors::load(path, device).map_err(|source| {
+            InferError::Checkpoint {
                 path: path.to_owned(),
-                source: Box::new(source),
-            })?;
-    Ok(Some(Box::new(replaced)))
+                source: Box::new(source.into()),
+            }
+        })?;
+        if tensors.keys().any(|k| k.starts_with(LAYER_PREFIX)) {
+            return Err(InferError::TaggerSetup {
+                what: "ner.head holds fine-tuned encoder layers, which only a BERT, XLM-RoBERTa or e5 encoder can take",
+            });
+        }
+        return Ok(None);
+    };
+    let head = load_head_file(bert, path, device)?;
+    Ok(head
+        .layers
+        .map(|(replaced, _)| Box::new(replaced) as Box<dyn Encoder>))
 }
 
 impl Tagger {

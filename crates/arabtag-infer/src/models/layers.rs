@@ -340,38 +340,22 @@ mod tests {
         v.copysign(x)
     }
 
+    fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
+        (a - b)
+            .and_then(|d| d.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>())
+            .expect("same shapes")
+    }
+
     #[test]
     fn gelu_op_matches_candle_gelu_erf() {
         let xs: Vec<f32> = (0..40_000).map(|i| (i as f32 - 20_000.0) * 4e-4).collect();
         let t = Tensor::from_vec(xs, (200, 200), &candle_core::Device::Cpu).unwrap();
         let ours = activate(candle_nn::Activation::Gelu, &t).unwrap();
-        let theirs = t.gelu_erf().unwrap();
-        let diff = (ours - theirs)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .max(0)
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
+        let diff = max_abs_diff(&ours, &t.gelu_erf().unwrap());
         assert!(diff < 2e-6, "max |difference| {diff:e}");
         // A strided input is made contiguous first.
-        let ours_t = activate(candle_nn::Activation::Gelu, &t.t().unwrap()).unwrap();
-        let theirs_t = t.t().unwrap().gelu_erf().unwrap();
-        assert!(
-            (ours_t - theirs_t)
-                .unwrap()
-                .abs()
-                .unwrap()
-                .flatten_all()
-                .unwrap()
-                .max(0)
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap()
-                < 2e-6
-        );
+        let strided = t.t().unwrap();
+        let ours = activate(candle_nn::Activation::Gelu, &strided).unwrap();
+        assert!(max_abs_diff(&ours, &strided.gelu_erf().unwrap()) < 2e-6);
     }
 }

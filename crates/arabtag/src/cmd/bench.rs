@@ -563,6 +563,16 @@ pub fn run(a: &BenchArgs) -> Result<Status> {
     Ok(Status::Ok)
 }
 
+/// `items` as JSON lines at `path`.
+fn write_jsonl<T: serde::Serialize>(path: &Path, items: &[T]) -> Result<()> {
+    let mut text = String::new();
+    for item in items {
+        text.push_str(&serde_json::to_string(item)?);
+        text.push('\n');
+    }
+    std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
+}
+
 /// What the transformers peer needs from the bench.
 struct TransformersPeer<'a> {
     args: &'a BenchArgs,
@@ -606,13 +616,7 @@ fn transformers_peer(p: &TransformersPeer<'_>) -> Result<serde_json::Value> {
     let logits_path = work.join("ner-logits.f32");
     write_agreement_windows(p, &windows_path, &logits_path)?;
     let docs_path = work.join("ner-docs.jsonl");
-    let mut text = String::new();
-    for d in p.docs {
-        text.push_str(&serde_json::to_string(d)?);
-        text.push('\n');
-    }
-    std::fs::write(&docs_path, text)
-        .with_context(|| format!("cannot write {}", docs_path.display()))?;
+    write_jsonl(&docs_path, p.docs)?;
     let result_path = work.join("transformers.json");
     stderr_line("peer: transformers token-classification pipeline…");
     let status = Command::new("python3")
@@ -644,14 +648,7 @@ fn transformers_peer(p: &TransformersPeer<'_>) -> Result<serde_json::Value> {
         p.ours.len()
     );
     // Ours beside theirs, for a look at where they differ.
-    let ours_path = work.join("arabtag.entities.jsonl");
-    let mut text = String::new();
-    for spans in p.ours {
-        text.push_str(&serde_json::to_string(spans)?);
-        text.push('\n');
-    }
-    std::fs::write(&ours_path, text)
-        .with_context(|| format!("cannot write {}", ours_path.display()))?;
+    write_jsonl(&work.join("arabtag.entities.jsonl"), p.ours)?;
     let identical: usize = p
         .ours
         .iter()
