@@ -13,7 +13,10 @@
 //!   `str.isspace()`; [`words`] is `str.split()` with spans.
 //! * [`SubwordEncoder`]: a `tokenizer.json` behind our normaliser; gives
 //!   [`Token`]s with original spans and word indices, and the
-//!   [`SpecialTokens`] to wrap windows with.
+//!   [`SpecialTokens`] to wrap windows with. A SentencePiece (Unigram)
+//!   vocabulary is held by [`CompactUnigram`], a flat-array trie in place of
+//!   `tokenizers`' own model (same tokens, a small part of its memory and
+//!   start-up time).
 //! * [`windows`]: overlapping [`Window`]s where every token is counted once.
 
 mod encode;
