@@ -94,7 +94,7 @@ pub struct SubwordEncoder {
 }
 
 /// The `tokenizers` pipeline: with its own model, or with a
-/// [`CompactUnigram`] for SentencePiece vocabularies.
+/// [`CompactUnigram`](crate::CompactUnigram) for SentencePiece vocabularies.
 #[derive(Debug, Clone)]
 enum Pipeline {
     Hf(Box<Tokenizer>),
@@ -113,7 +113,7 @@ macro_rules! with_tokenizer {
 
 impl SubwordEncoder {
     /// Loads a `tokenizer.json`. A Unigram (SentencePiece) model is kept in
-    /// a [`CompactUnigram`] (same tokens, a twentieth of the memory and
+    /// a [`CompactUnigram`](crate::CompactUnigram) (same tokens, a twentieth of the memory and
     /// start-up time of `tokenizers`' own); any other model is `tokenizers`'.
     pub fn from_file(
         path: impl AsRef<Path>,
