@@ -113,8 +113,9 @@ macro_rules! with_tokenizer {
 
 impl SubwordEncoder {
     /// Loads a `tokenizer.json`. A Unigram (SentencePiece) model is kept in
-    /// a [`CompactUnigram`](crate::CompactUnigram) (same tokens, a twentieth of the memory and
-    /// start-up time of `tokenizers`' own); any other model is `tokenizers`'.
+    /// a [`CompactUnigram`](crate::CompactUnigram) (same tokens; for e5,
+    /// `arabtag tag` on one sentence went from 560 to 330 MB and 0.8 to
+    /// 0.5 s with it); any other model is `tokenizers`'.
     pub fn from_file(
         path: impl AsRef<Path>,
         normalizer: NormalizerConfig,
