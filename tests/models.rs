@@ -499,9 +499,12 @@ fn with_ner(config: &Path, ner: &str, name: &str) -> PathBuf {
     path
 }
 
-/// Logits of the NER network of `config` on `rows` (library, not CLI).
-fn ner_logits(config: &Path, rows: &[Vec<u32>]) -> Vec<Vec<Vec<f32>>> {
+/// Logits of the NER network of `config` on `contents` (token ids without
+/// the special tokens), wrapped in `[CLS]` 2 … `[SEP]` 3 and padded with 0
+/// by the tagger's own `pack` (library, not CLI).
+fn ner_logits(config: &Path, contents: &[Vec<u32>]) -> Vec<Vec<Vec<f32>>> {
     use arabtag_infer::config::{ModelConfig, ResolveOptions};
+    use arabtag_infer::pipeline::batch::{WindowRef, WindowedDoc, Wrapping, pack};
     let mut options = ResolveOptions::from_env();
     options.offline = true;
     let model = ModelConfig::from_file(config)
@@ -510,11 +513,32 @@ fn ner_logits(config: &Path, rows: &[Vec<u32>]) -> Vec<Vec<Vec<f32>>> {
         .unwrap()
         .verify()
         .unwrap();
+    let whole: Vec<Vec<arabtag_tokenizer::Window>> = contents
+        .iter()
+        .map(|c| {
+            vec![arabtag_tokenizer::Window {
+                tokens: 0..c.len(),
+                counted: 0..c.len(),
+            }]
+        })
+        .collect();
+    let docs: Vec<WindowedDoc<'_>> = contents
+        .iter()
+        .zip(&whole)
+        .map(|(ids, windows)| WindowedDoc { ids, windows })
+        .collect();
+    let refs: Vec<WindowRef> = (0..docs.len())
+        .map(|doc| WindowRef { doc, window: 0 })
+        .collect();
+    let wrapping = Wrapping {
+        prefix: vec![2],
+        suffix: vec![3],
+        pad: 0,
+    };
     arabtag_infer::export::NerNetwork::load(&model)
         .unwrap()
-        .padded_logits(rows, 0)
+        .packed_logits(&pack(&docs, &refs, &wrapping))
         .unwrap()
-        .logits
 }
 
 /// `arabtag models export` on a tiny random BERT (2 layers) whose NER head
@@ -632,7 +656,7 @@ fn export_writes_the_ner_network_in_the_hub_layout_and_it_loads_back() {
     let exported_config = out_dir.join("arabtag.toml");
     let out = models(&[&"verify", &exported_config], &[]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let rows: Vec<Vec<u32>> = vec![vec![2, 4, 7, 5, 9, 3], vec![2, 10, 11, 3], vec![2, 3]];
+    let rows: Vec<Vec<u32>> = vec![vec![4, 7, 5, 9], vec![10, 11], vec![]];
     let (a, b) = (
         ner_logits(&source, &rows),
         ner_logits(&exported_config, &rows),

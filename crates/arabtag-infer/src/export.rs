@@ -36,6 +36,7 @@ use candle_nn::Activation;
 use crate::InferError;
 use crate::config::{Architecture, NerHead, VerifiedFile, VerifiedModel};
 use crate::models::{BertModel, Encoder, Linear, Positions};
+use crate::pipeline::batch::PackedBatch;
 
 /// The model config [`export_hub`] writes beside the checkpoint.
 pub const EXPORT_CONFIG: &str = "arabtag.toml";
@@ -167,30 +168,12 @@ impl NerNetwork {
         Ok(Linear::dense(self.weight.clone(), Some(self.bias.clone())).forward(&hidden)?)
     }
 
-    /// `rows` of token ids (special tokens included) padded with `pad` into
-    /// one batch, and their logits: what a caller without candle compares
-    /// with another implementation.
-    pub fn padded_logits(&self, rows: &[Vec<u32>], pad: u32) -> Result<LogitBatch, InferError> {
-        let seq = rows.iter().map(Vec::len).max().unwrap_or(0);
-        let mut ids = Vec::with_capacity(rows.len());
-        let mut mask = Vec::with_capacity(rows.len());
-        for row in rows {
-            let mut r = row.clone();
-            r.resize(seq, pad);
-            ids.push(r);
-            let mut m = vec![1u32; row.len()];
-            m.resize(seq, 0);
-            mask.push(m);
-        }
-        let device = Device::Cpu;
-        let shape = (rows.len(), seq);
-        let logits = self
-            .logits(
-                &Tensor::from_vec(ids.concat(), shape, &device)?,
-                &Tensor::from_vec(mask.concat(), shape, &device)?,
-            )?
-            .to_vec3::<f32>()?;
-        Ok(LogitBatch { ids, mask, logits })
+    /// The logits `[rows][seq][labels]` of a batch the tagger's own
+    /// [`pack`](crate::pipeline::batch::pack) wrapped and padded: what a
+    /// caller without candle compares with another implementation.
+    pub fn packed_logits(&self, batch: &PackedBatch) -> Result<Vec<Vec<Vec<f32>>>, InferError> {
+        let (ids, mask) = batch.tensors(&Device::Cpu)?;
+        Ok(self.logits(&ids, &mask)?.to_vec3::<f32>()?)
     }
 
     /// The token labels, in logit order.
@@ -315,17 +298,6 @@ fn shortest(x: f64) -> f64 {
     } else {
         x
     }
-}
-
-/// A padded batch and its logits ([`NerNetwork::padded_logits`]).
-#[derive(Debug, Clone, PartialEq)]
-pub struct LogitBatch {
-    /// `[rows][seq]` token ids, padded.
-    pub ids: Vec<Vec<u32>>,
-    /// `[rows][seq]`, 1 for a token, 0 for padding.
-    pub mask: Vec<Vec<u32>>,
-    /// `[rows][seq][labels]`.
-    pub logits: Vec<Vec<Vec<f32>>>,
 }
 
 /// One file [`export_hub`] wrote.

@@ -58,11 +58,12 @@ use anyhow::{Context, Result, ensure};
 use arabtag_eval::conll::ConllFile;
 use arabtag_infer::config::{ModelConfig, ResolveOptions, VerifiedModel};
 use arabtag_infer::export::NerNetwork;
+use arabtag_infer::pipeline::batch::{WindowRef, WindowedDoc, Wrapping, pack};
 use arabtag_infer::pipeline::stance::segment_spans;
 use arabtag_infer::train::load_bert;
 use arabtag_infer::{TagOptions, Tagger};
 use arabtag_records::{CharText, Document};
-use arabtag_tokenizer::{SubwordEncoder, windows};
+use arabtag_tokenizer::{SubwordEncoder, Window, windows};
 use clap::Args;
 use serde::Serialize;
 
@@ -701,41 +702,49 @@ fn write_agreement_windows(
         .ner
         .as_ref()
         .context("the model has no [ner] task")?;
-    let special = p.tokenizer.special_tokens();
-    let pad = special.pad.context("the tokenizer has no padding token")?;
+    let wrapping = Wrapping::from_special(p.tokenizer.special_tokens())?;
     let room = ner
         .window
         .min(net.max_positions())
-        .saturating_sub(special.prefix.len() + special.suffix.len());
-    let mut rows: Vec<Vec<u32>> = Vec::new();
-    for d in p.sample {
-        let ids = p.tokenizer.encode(&d.text)?.ids();
-        for w in windows(ids.len(), room, ner.stride)? {
-            rows.push(
-                special
-                    .prefix
-                    .iter()
-                    .chain(&ids[w.tokens])
-                    .chain(&special.suffix)
-                    .copied()
-                    .collect(),
-            );
-        }
-    }
+        .saturating_sub(wrapping.specials());
+    let ids: Vec<Vec<u32>> = p
+        .sample
+        .iter()
+        .map(|d| Ok(p.tokenizer.encode(&d.text)?.ids()))
+        .collect::<Result<_>>()?;
+    let plans: Vec<Vec<Window>> = ids
+        .iter()
+        .map(|ids| windows(ids.len(), room, ner.stride))
+        .collect::<Result<_, _>>()?;
+    let docs: Vec<WindowedDoc<'_>> = ids
+        .iter()
+        .zip(&plans)
+        .map(|(ids, windows)| WindowedDoc { ids, windows })
+        .collect();
+    let refs: Vec<WindowRef> = plans
+        .iter()
+        .enumerate()
+        .flat_map(|(doc, w)| (0..w.len()).map(move |window| WindowRef { doc, window }))
+        .collect();
     stderr_line(&format!(
         "peer: transformers: our logits for {} windows of {} documents…",
-        rows.len(),
+        refs.len(),
         p.sample.len()
     ));
     let (mut lines, mut bytes) = (String::new(), Vec::new());
-    for batch in rows.chunks(AGREEMENT_BATCH) {
-        let b = net.padded_logits(batch, pad)?;
+    for chunk in refs.chunks(AGREEMENT_BATCH) {
+        // Wrapped and padded as the tagger does it.
+        let batch = pack(&docs, chunk, &wrapping);
+        let logits = net.packed_logits(&batch)?;
+        let rows = |flat: &[u32]| -> Vec<Vec<u32>> {
+            flat.chunks(batch.seq.max(1)).map(<[u32]>::to_vec).collect()
+        };
         lines.push_str(&serde_json::to_string(
-            &serde_json::json!({"ids": b.ids, "mask": b.mask}),
+            &serde_json::json!({"ids": rows(&batch.ids), "mask": rows(&batch.mask)}),
         )?);
         lines.push('\n');
         bytes.extend(
-            b.logits
+            logits
                 .iter()
                 .flatten()
                 .flatten()
