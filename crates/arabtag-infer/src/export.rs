@@ -176,6 +176,15 @@ impl NerNetwork {
         Ok(self.logits(&ids, &mask)?.to_vec3::<f32>()?)
     }
 
+    /// This network with its layers' matrices as 8-bit integer products
+    /// ([`BertModel::to_int8`]), as the tagger runs it with `int8 = true`.
+    pub fn to_int8(&self) -> Result<Self, InferError> {
+        Ok(Self {
+            bert: self.bert.to_int8()?,
+            ..self.clone()
+        })
+    }
+
     /// The token labels, in logit order.
     pub fn labels(&self) -> &[String] {
         &self.labels

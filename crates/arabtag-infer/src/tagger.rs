@@ -17,8 +17,8 @@ use crate::InferError;
 use crate::config::{DType, NerHead, ResolvedSource, StanceConfig, StanceMethod, VerifiedModel};
 use crate::models::bert::LAYER_PREFIX;
 use crate::models::{
-    Encoder, HeadChoice, HubOptions, PooledClassifier, Pooling, SequenceHead, TokenClassifier,
-    TokenHead, load_e5, load_hub, sentence_embeddings,
+    E5Model, E5Precision, Encoder, HeadChoice, HubOptions, PooledClassifier, Pooling, SequenceHead,
+    TokenClassifier, TokenHead, load_e5, load_hub, sentence_embeddings,
 };
 use crate::pipeline::spans::VocabularyScore;
 use crate::pipeline::{
@@ -196,6 +196,15 @@ fn finetuned_encoder(
         .map(|(replaced, _)| Box::new(replaced) as Box<dyn Encoder>))
 }
 
+/// `encoder` with its layers' matrices as 8-bit integer products
+/// (`int8 = true`): BERT, XLM-RoBERTa and e5 only.
+fn int8_encoder(encoder: &dyn Encoder) -> Result<Box<dyn Encoder>, InferError> {
+    let bert = encoder.as_bert().ok_or(InferError::TaggerSetup {
+        what: "int8 = true: only a BERT, XLM-RoBERTa or e5 encoder has 8-bit layers; set int8 = false",
+    })?;
+    Ok(Box::new(bert.to_int8()?))
+}
+
 impl Tagger {
     /// Loads everything `model` names, on the CPU.
     pub fn load(model: &VerifiedModel, options: TagOptions) -> Result<Self, InferError> {
@@ -224,7 +233,17 @@ impl Tagger {
         let device = Device::Cpu;
         let mut token_head = None;
         let mut sequence_head = None;
+        if resolved.int8 && !crate::models::int8::vnni_available() {
+            tracing::warn!(
+                "int8 = true on a CPU without AVX-512 VNNI: the 8-bit products run in a \
+                 portable loop (same results, many times slower); int8 = false runs f32"
+            );
+        }
         let encoder: Box<dyn Encoder> = match &resolved.source {
+            // Straight from 4 bits to 8, without an f32 copy of the layers.
+            ResolvedSource::E5 if resolved.int8 => {
+                Box::new(E5Model::load(model.weights(), E5Precision::Int8, &device)?)
+            }
             ResolvedSource::E5 => load_e5(model.weights(), resolved.quantized, &device)?,
             _ => {
                 let config_json = model.checkpoint_config().ok_or(InferError::TaggerSetup {
@@ -253,7 +272,11 @@ impl Tagger {
                 )?;
                 token_head = hub.token_head;
                 sequence_head = hub.sequence_head;
-                hub.encoder
+                if resolved.int8 {
+                    int8_encoder(hub.encoder.as_ref())?
+                } else {
+                    hub.encoder
+                }
             }
         };
         let hidden = encoder.hidden_size();
@@ -275,6 +298,12 @@ impl Tagger {
                     })?,
                     NerHead::File(file) => {
                         ner_encoder = finetuned_encoder(encoder.as_ref(), &file.path, &device)?;
+                        if resolved.int8 {
+                            // The file's layers are 8-bit rows already: the
+                            // requantisation gives back the same integers.
+                            ner_encoder =
+                                ner_encoder.map(|e| int8_encoder(e.as_ref())).transpose()?;
+                        }
                         Box::new(TokenClassifier::from_file(
                             &file.path,
                             hidden * cfg.layers.len().max(1),

@@ -37,6 +37,10 @@
 //! name = "multilingual-e5-small"     # optional, shown by `arabtag models show`
 //! description = "…"                  # optional
 //! dtype = "f32"                      # f32 | f16 | bf16 (DEFAULT_DTYPE)
+//! int8 = true                        # the encoder layers' matrices as 8-bit integer products
+//!                                    # (models::int8; BERT, XLM-R and e5; AVX-512 VNNI where the
+//!                                    # CPU has it, the same bits by a slow loop elsewhere;
+//!                                    # takes precedence over source.e5.quantized) (DEFAULT_INT8)
 //!
 //! # The source: exactly one of [source.local], [source.hub], [source.e5].
 //! [source.local]                     # a folder in the hub layout
@@ -119,6 +123,8 @@ pub use verify::{FileCheck, FileDigest, FileProblem, VerifiedFile, VerifiedModel
 pub const SCHEMA_VERSION: u32 = 1;
 /// Default of `dtype`.
 pub const DEFAULT_DTYPE: DType = DType::F32;
+/// Default of `int8`: the matrices are multiplied in `dtype`.
+pub const DEFAULT_INT8: bool = false;
 /// Default of `source.e5.quantized`: the matrices stay 4-bit.
 pub const DEFAULT_QUANTIZED: bool = true;
 /// Default of `file` for a hub-layout checkpoint's config.
@@ -156,6 +162,9 @@ pub struct ModelConfig {
     pub description: Option<String>,
     pub source: Source,
     pub dtype: DType,
+    /// The encoder layers' matrices run as 8-bit integer products
+    /// ([`crate::models::int8`]).
+    pub int8: bool,
     pub normalizer: NormalizerConfig,
     pub ner: Option<NerConfig>,
     pub dates: Option<DatesConfig>,

@@ -10,11 +10,12 @@ use serde::Deserialize;
 
 use super::{
     Aggregation, ConfigProblem, DEFAULT_AGGREGATION, DEFAULT_CONFIG_FILE, DEFAULT_DATES_ENABLED,
-    DEFAULT_DTYPE, DEFAULT_ENTAILMENT_LABEL, DEFAULT_PROTOTYPE_PREFIX, DEFAULT_QUANTIZED,
-    DEFAULT_STRIDE, DEFAULT_TOKENIZER_FILE, DEFAULT_WEIGHTS_FILE, DEFAULT_WINDOW, DType,
-    DatesConfig, E5Source, EntityType, FileRef, HYPOTHESIS_PLACEHOLDER, HubFile, HubSource,
-    LocalSource, ModelConfig, NerConfig, NerHead, Prototype, Revision, SCHEMA_VERSION, Sha256,
-    Source, StanceConfig, StanceLabel, StanceMethod, WINDOW_SPECIAL_TOKENS, label_type,
+    DEFAULT_DTYPE, DEFAULT_ENTAILMENT_LABEL, DEFAULT_INT8, DEFAULT_PROTOTYPE_PREFIX,
+    DEFAULT_QUANTIZED, DEFAULT_STRIDE, DEFAULT_TOKENIZER_FILE, DEFAULT_WEIGHTS_FILE,
+    DEFAULT_WINDOW, DType, DatesConfig, E5Source, EntityType, FileRef, HYPOTHESIS_PLACEHOLDER,
+    HubFile, HubSource, LocalSource, ModelConfig, NerConfig, NerHead, Prototype, Revision,
+    SCHEMA_VERSION, Sha256, Source, StanceConfig, StanceLabel, StanceMethod, WINDOW_SPECIAL_TOKENS,
+    label_type,
 };
 use crate::InferError;
 
@@ -38,6 +39,7 @@ struct RawConfig {
     #[serde(default)]
     source: RawSource,
     dtype: Option<DType>,
+    int8: Option<bool>,
     normalizer: Option<NormalizerConfig>,
     ner: Option<RawNer>,
     dates: Option<RawDates>,
@@ -268,6 +270,16 @@ impl Validator {
     fn config(&mut self, raw: RawConfig, path: &Path) -> Option<ModelConfig> {
         let dtype = raw.dtype.unwrap_or(DEFAULT_DTYPE);
         let source = self.source(raw.source, dtype);
+        let int8 = raw.int8.unwrap_or(DEFAULT_INT8);
+        if int8 && dtype != DType::F32 {
+            self.problem(
+                "int8",
+                format!(
+                    "int8 = true with dtype = \"{dtype}\": the 8-bit layers take and give f32; \
+                     set dtype = \"f32\", or int8 = false"
+                ),
+            );
+        }
         let ner = raw.ner.and_then(|ner| self.ner(ner, source.as_ref()));
         let stance = raw
             .stance
@@ -295,6 +307,7 @@ impl Validator {
             description: raw.description,
             source: source?,
             dtype,
+            int8,
             normalizer: raw.normalizer.unwrap_or_default(),
             ner,
             dates,

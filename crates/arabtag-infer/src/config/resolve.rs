@@ -121,6 +121,8 @@ pub struct ResolvedModel {
     /// The e5 file's matrices stay 4-bit (always `false` for safetensors).
     pub quantized: bool,
     pub dtype: DType,
+    /// The encoder layers' matrices run as 8-bit integer products.
+    pub int8: bool,
     /// `config.json`'s `id2label` in id order, when it has one.
     pub checkpoint_labels: Option<Vec<String>>,
     pub files: ModelFiles,
@@ -319,6 +321,7 @@ impl ModelConfig {
             weights_format,
             quantized,
             dtype: self.dtype,
+            int8: self.int8,
             checkpoint_labels: labels.ok().flatten(),
             files: located.into_files(self),
             normalizer: self.normalizer,

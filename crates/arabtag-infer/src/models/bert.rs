@@ -493,6 +493,12 @@ impl BertModel {
         self.map_linear(&|l| l.quantize(dtype))
     }
 
+    /// This model with every matrix of the layers as 8-bit rows run as
+    /// integer products ([`Linear::to_int8`]).
+    pub fn to_int8(&self) -> Result<Self, InferError> {
+        self.map_linear(&Linear::to_int8)
+    }
+
     /// This model with every quantized matrix dequantized to f32.
     pub fn dequantize(&self) -> Result<Self, InferError> {
         self.map_linear(&Linear::dequantize)

@@ -58,6 +58,9 @@ pub enum E5Precision {
     Q4,
     /// Dequantised to f32 at load, run through the dense matmul.
     F32,
+    /// Dequantised and requantised to 8 bits a row at load, run as integer
+    /// products ([`super::int8`]).
+    Int8,
 }
 
 /// What is wrong with an `E5S1` file.
@@ -630,6 +633,13 @@ impl E5File {
             (E5DType::Q4_0, E5Precision::F32) => {
                 let dense = self.q4_tensor(w, out, in_, device)?.dequantize(device)?;
                 Ok(Linear::dense(dense, bias))
+            }
+            (E5DType::Q4_0, E5Precision::Int8) => {
+                let dense = self.q4_tensor(w, out, in_, device)?.dequantize(device)?;
+                Linear::dense(dense, bias).to_int8()
+            }
+            (E5DType::F32, E5Precision::Int8) => {
+                Linear::dense(self.f32_tensor(&w.name, &[out, in_], device)?, bias).to_int8()
             }
             (E5DType::F32, _) => Ok(Linear::dense(
                 self.f32_tensor(&w.name, &[out, in_], device)?,

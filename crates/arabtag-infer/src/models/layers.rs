@@ -1,5 +1,5 @@
-//! Building blocks shared by the encoders: a linear layer that is dense or
-//! 4-bit, an embedding table that is dense or 4-bit, input checks and the
+//! Building blocks shared by the encoders: a linear layer that is dense,
+//! 4-bit or 8-bit ([`Int8Linear`]), an embedding table that is dense or 4-bit, input checks and the
 //! additive attention mask.
 
 use std::sync::Arc;
@@ -8,6 +8,7 @@ use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{DType, Module, Tensor};
 use candle_nn::VarBuilder;
 
+use super::int8::Int8Linear;
 use crate::InferError;
 
 /// A linear layer `y = x Wᵀ + b` whose weight `[out, in]` is either a dense
@@ -25,6 +26,14 @@ pub enum Linear {
         /// Rows of the weight (the output width).
         out_features: usize,
         /// The bias, `[out]`, f32.
+        bias: Option<Tensor>,
+    },
+    /// 8-bit weights run as integer products ([`Int8Linear`]); f32 in and
+    /// out.
+    Int8 {
+        /// The layer (weights, scales, bias).
+        layer: Arc<Int8Linear>,
+        /// The bias again as a tensor, for [`Linear::bias`].
         bias: Option<Tensor>,
     },
 }
@@ -65,7 +74,43 @@ impl Linear {
                 Self::quantized(weight, bias)
             }
             Self::Quantized { .. } => Ok(self.clone()),
+            Self::Int8 { .. } => self.dequantize()?.quantize(dtype),
         }
+    }
+
+    /// An 8-bit layer.
+    pub fn int8(layer: Int8Linear) -> Result<Self, InferError> {
+        let bias = layer
+            .bias()
+            .map(|b| Tensor::from_slice(b, b.len(), &candle_core::Device::Cpu))
+            .transpose()?;
+        Ok(Self::Int8 {
+            layer: Arc::new(layer),
+            bias,
+        })
+    }
+
+    /// This layer with its weight quantized to 8 bits a row
+    /// ([`Int8Linear::from_f32`]); a 4-bit weight is dequantized first. An
+    /// 8-bit layer is returned as it is.
+    pub fn to_int8(&self) -> Result<Self, InferError> {
+        if matches!(self, Self::Int8 { .. }) {
+            return Ok(self.clone());
+        }
+        let Self::Dense(dense) = self.dequantize()? else {
+            unreachable!("dequantize gives a dense layer");
+        };
+        let (out, in_) = dense.weight().dims2()?;
+        let weight: Vec<f32> = dense
+            .weight()
+            .to_dtype(DType::F32)?
+            .flatten_all()?
+            .to_vec1()?;
+        let bias: Option<Vec<f32>> = dense
+            .bias()
+            .map(|b| b.to_dtype(DType::F32)?.to_vec1())
+            .transpose()?;
+        Self::int8(Int8Linear::from_f32(&weight, out, in_, bias.as_deref()))
     }
 
     /// This layer with its weight dequantized to a dense f32 tensor.
@@ -79,6 +124,14 @@ impl Linear {
                 };
                 Ok(Self::dense(weight, bias.clone()))
             }
+            Self::Int8 { layer, bias } => {
+                let weight = Tensor::from_vec(
+                    layer.weight_f32(),
+                    (layer.out_features(), layer.in_features()),
+                    &candle_core::Device::Cpu,
+                )?;
+                Ok(Self::dense(weight, bias.clone()))
+            }
         }
     }
 
@@ -87,6 +140,7 @@ impl Linear {
         Ok(match self {
             Self::Dense(linear) => linear.weight().dim(0)?,
             Self::Quantized { out_features, .. } => *out_features,
+            Self::Int8 { layer, .. } => layer.out_features(),
         })
     }
 
@@ -94,13 +148,18 @@ impl Linear {
     pub fn bias(&self) -> Option<&Tensor> {
         match self {
             Self::Dense(linear) => linear.bias(),
-            Self::Quantized { bias, .. } => bias.as_ref(),
+            Self::Quantized { bias, .. } | Self::Int8 { bias, .. } => bias.as_ref(),
         }
     }
 
-    /// Whether the weight is quantized.
+    /// Whether the weight is quantized (4-bit or 8-bit).
     pub fn is_quantized(&self) -> bool {
-        matches!(self, Self::Quantized { .. })
+        matches!(self, Self::Quantized { .. } | Self::Int8 { .. })
+    }
+
+    /// Whether the weight is 8-bit ([`Int8Linear`]).
+    pub fn is_int8(&self) -> bool {
+        matches!(self, Self::Int8 { .. })
     }
 }
 
@@ -114,6 +173,15 @@ impl Module for Linear {
                     Some(bias) => ys.broadcast_add(&bias.to_dtype(ys.dtype())?),
                     None => Ok(ys),
                 }
+            }
+            Self::Int8 { layer, .. } => {
+                let dtype = xs.dtype();
+                let xs = if dtype == DType::F32 {
+                    xs.contiguous()?
+                } else {
+                    xs.to_dtype(DType::F32)?
+                };
+                xs.apply_op1_no_bwd(layer.as_ref())?.to_dtype(dtype)
             }
         }
     }

@@ -23,6 +23,7 @@ pub mod embed;
 pub mod heads;
 pub mod hf_config;
 pub mod hub;
+pub mod int8;
 pub mod layers;
 pub mod xlm_roberta;
 

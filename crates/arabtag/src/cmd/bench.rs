@@ -486,6 +486,16 @@ pub fn run(a: &BenchArgs) -> Result<Status> {
             e["peer"],
             e["identical"],
         );
+        let i = &agree["int8_vs_f32"];
+        if i.is_object() {
+            println!(
+                "8-bit products (int8 = true) against f32 on the same windows: max |logit \
+                 difference| {:.2e}, argmax label the same at {:.3}% of {} positions",
+                i["max_abs_diff"].as_f64().unwrap_or(f64::NAN),
+                100.0 * i["argmax_agreement"].as_f64().unwrap_or(f64::NAN),
+                i["positions"],
+            );
+        }
     }
     if peer.is_object() || peer_tf.is_object() {
         println!();
@@ -615,7 +625,7 @@ fn transformers_peer(p: &TransformersPeer<'_>) -> Result<serde_json::Value> {
     );
     let windows_path = work.join("ner-windows.jsonl");
     let logits_path = work.join("ner-logits.f32");
-    write_agreement_windows(p, &windows_path, &logits_path)?;
+    let int8 = write_agreement_windows(p, &windows_path, &logits_path)?;
     let docs_path = work.join("ner-docs.jsonl");
     write_jsonl(&docs_path, p.docs)?;
     let result_path = work.join("transformers.json");
@@ -672,6 +682,7 @@ fn transformers_peer(p: &TransformersPeer<'_>) -> Result<serde_json::Value> {
         "result": result,
         "agreement": {
             "logits": logits,
+            "int8_vs_f32": int8,
             "entities": {
                 "documents": theirs.len(),
                 "ours": p.ours.iter().map(Vec::len).sum::<usize>(),
@@ -689,13 +700,22 @@ fn transformers_peer(p: &TransformersPeer<'_>) -> Result<serde_json::Value> {
 
 /// The sample's NER windows (special tokens included) as the tagger plans
 /// them, in padded batches, one JSON line a batch (`ids`, `mask`), and our
-/// logits for them (little-endian f32, `[rows, seq, labels]` a batch).
+/// logits for them (little-endian f32, `[rows, seq, labels]` a batch): the
+/// f32 network, which is what the export holds. With `int8 = true` the
+/// tagger runs 8-bit products; their logits on the same windows are compared
+/// with the f32 ones (returned: max |difference|, argmax agreement).
 fn write_agreement_windows(
     p: &TransformersPeer<'_>,
     windows_path: &Path,
     logits_path: &Path,
-) -> Result<()> {
+) -> Result<serde_json::Value> {
     let net = NerNetwork::load(p.model)?;
+    let net_int8 = if p.model.model().int8 {
+        Some(net.to_int8()?)
+    } else {
+        None
+    };
+    let (mut int8_max, mut int8_same, mut int8_positions) = (0f64, 0usize, 0usize);
     let ner = p
         .model
         .model()
@@ -736,6 +756,19 @@ fn write_agreement_windows(
         // Wrapped and padded as the tagger does it.
         let batch = pack(&docs, chunk, &wrapping);
         let logits = net.packed_logits(&batch)?;
+        if let Some(net_int8) = &net_int8 {
+            let int8 = net_int8.packed_logits(&batch)?;
+            let rows = logits.iter().flatten().zip(int8.iter().flatten());
+            for ((a, b), &m) in rows.zip(&batch.mask) {
+                if m == 0 {
+                    continue;
+                }
+                int8_positions += 1;
+                let diff = a.iter().zip(b).map(|(x, y)| f64::from((x - y).abs()));
+                int8_max = diff.fold(int8_max, f64::max);
+                int8_same += usize::from(argmax(a) == argmax(b));
+            }
+        }
         let rows = |flat: &[u32]| -> Vec<Vec<u32>> {
             flat.chunks(batch.seq.max(1)).map(<[u32]>::to_vec).collect()
         };
@@ -755,7 +788,26 @@ fn write_agreement_windows(
         .with_context(|| format!("cannot write {}", windows_path.display()))?;
     std::fs::write(logits_path, bytes)
         .with_context(|| format!("cannot write {}", logits_path.display()))?;
-    Ok(())
+    Ok(if net_int8.is_some() {
+        serde_json::json!({
+            "positions": int8_positions,
+            "max_abs_diff": int8_max,
+            "argmax_agreement": int8_same as f64 / int8_positions.max(1) as f64,
+            "note": "the tagger's 8-bit products (int8 = true) against the f32 network the export holds, same windows",
+        })
+    } else {
+        serde_json::Value::Null
+    })
+}
+
+/// Index of the largest value (the first of equals).
+fn argmax(v: &[f32]) -> usize {
+    v.iter()
+        .enumerate()
+        .fold((0, f32::NEG_INFINITY), |(bi, bv), (i, &x)| {
+            if x > bv { (i, x) } else { (bi, bv) }
+        })
+        .0
 }
 
 /// The CPU model and the number of cores, from /proc/cpuinfo.
