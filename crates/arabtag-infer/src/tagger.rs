@@ -136,8 +136,9 @@ pub struct Tagger {
     options: TagOptions,
 }
 
-/// A head file's tensors, 8-bit matrices dequantised, and, when it carries
-/// encoder layers (`encoder.layer.{i}.…`, written by `arabtag train ner
+/// A head file's tensors, 8-bit matrices dequantised (but for the layers an
+/// 8-bit encoder takes, [`crate::models::BertModel::with_int8_layers_from`], which are left
+/// out), and, when it carries encoder layers (`encoder.layer.{i}.…`, written by `arabtag train ner
 /// --finetune`), `bert` with those layers in place of its own and their
 /// indices.
 pub(crate) fn load_head_file(
@@ -149,14 +150,27 @@ pub(crate) fn load_head_file(
         path: path.to_owned(),
         source: Box::new(source),
     };
-    let tensors =
+    let mut tensors =
         candle_core::safetensors::load(path, device).map_err(|source| checkpoint(source.into()))?;
+    // An 8-bit encoder takes the file's 8-bit layers as they are stored: no
+    // f32 copy (57 MB for e5's eight layers), the same integers.
+    let mut layers = None;
+    if bert.is_int8()
+        && tensors
+            .keys()
+            .any(|k| k.starts_with(LAYER_PREFIX) && k.ends_with(".q8"))
+    {
+        let indices = crate::models::bert::layer_indices(&tensors);
+        let model = bert
+            .with_int8_layers_from(&tensors, &indices)
+            .map_err(checkpoint)?;
+        tensors.retain(|k, _| !k.starts_with(LAYER_PREFIX));
+        layers = Some((model, indices));
+    }
     let tensors = crate::train::finetune::dequantize_head(tensors).map_err(checkpoint)?;
-    let layers = if tensors.keys().any(|k| k.starts_with(LAYER_PREFIX)) {
-        Some(bert.with_layers_from(&tensors).map_err(checkpoint)?)
-    } else {
-        None
-    };
+    if layers.is_none() && tensors.keys().any(|k| k.starts_with(LAYER_PREFIX)) {
+        layers = Some(bert.with_layers_from(&tensors).map_err(checkpoint)?);
+    }
     Ok(HeadFile { tensors, layers })
 }
 

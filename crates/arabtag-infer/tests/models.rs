@@ -343,6 +343,95 @@ fn quantized_linear_is_close_to_its_dequantized_twin() {
     assert!(rel < 0.2, "4-bit weights moved the output by {rel}");
 }
 
+/// 8-bit path, model level: a tiny BERT and XLM-R with every layer matrix as
+/// 8-bit integer products (`BertModel::to_int8`), against the f32 model.
+/// Tolerance as for 4 bits: max abs diff ≤ 0.05 on LayerNorm-scaled hidden
+/// states, cosine ≥ 0.999 per token; padding still changes nothing.
+#[test]
+fn int8_model_is_close_to_f32() {
+    for arch in [Arch::Bert, Arch::XlmRoberta] {
+        let dir = tempfile::tempdir().unwrap();
+        let (config, weights) = Tiny::new(arch, Head::None).write(dir.path());
+        let cfg = match HfConfig::from_file(&config).unwrap() {
+            HfConfig::Bert(c) | HfConfig::XlmRoberta(c) => c,
+            other => panic!("{other:?}"),
+        };
+        let f32_model = BertModel::load(vb_of(&weights, DType::F32), &cfg).unwrap();
+        let int8 = f32_model.to_int8().unwrap();
+        assert!(int8.is_quantized() && !f32_model.is_quantized());
+        let pad = if arch == Arch::Bert { 0 } else { 1 };
+        let (rows, ids, mask) = batch(5, &[16, 9], pad);
+        let y8 = int8.forward(&ids, &mask).unwrap();
+        let y = f32_model.forward(&ids, &mask).unwrap();
+        let diff = max_abs_diff(&y8, &y);
+        assert!(diff <= 0.05, "{arch:?}: max abs diff {diff}");
+        let a = y8.flatten_to(1).unwrap().to_vec2::<f32>().unwrap();
+        let b = y.flatten_to(1).unwrap().to_vec2::<f32>().unwrap();
+        let worst = a
+            .iter()
+            .zip(&b)
+            .map(|(x, y)| common::cosine(x, y))
+            .fold(1f32, f32::min);
+        assert!(worst >= 0.999, "{arch:?}: worst token cosine {worst}");
+        // The second row alone gives the states it had in the padded batch.
+        let (ids1, mask1) = pad_batch(&rows[1..], pad);
+        let alone = int8.forward(&ids1, &mask1).unwrap();
+        let padded = y8.get(1).unwrap().narrow(0, 0, 9).unwrap();
+        let diff = max_abs_diff(&alone.get(0).unwrap(), &padded);
+        assert!(diff <= 1e-5, "{arch:?}: padding moved the states by {diff}");
+        // Back to f32: the 8-bit weights, dequantised.
+        let back = int8.dequantize().unwrap();
+        assert!(!back.is_quantized());
+    }
+}
+
+/// A head file's 8-bit layers (`.q8` / `.scale`, as `train ner --finetune`
+/// stores them) read straight into an 8-bit encoder give the bits of the
+/// long way round: dequantised to f32, put in place, requantised.
+#[test]
+fn int8_layers_from_a_head_file_equal_the_requantised_f32_ones() {
+    use arabtag_infer::train::finetune::quantize_rows;
+    let dir = tempfile::tempdir().unwrap();
+    let (config, weights) = Tiny::new(Arch::Bert, Head::None).write(dir.path());
+    let HfConfig::Bert(cfg) = HfConfig::from_file(&config).unwrap() else {
+        panic!("a BERT config");
+    };
+    let base = BertModel::load(vb_of(&weights, DType::F32), &cfg).unwrap();
+    // Layer 1 of a second random model, as a head file holds it.
+    let other_dir = tempfile::tempdir().unwrap();
+    let mut tiny = Tiny::new(Arch::Bert, Head::None);
+    tiny.seed = 99;
+    let (_, other_weights) = tiny.write(other_dir.path());
+    let other = BertModel::load(vb_of(&other_weights, DType::F32), &cfg).unwrap();
+    let mut file = std::collections::HashMap::new();
+    for (name, t) in other.layer_tensors(1).unwrap() {
+        if t.rank() == 2 {
+            let (q, scale) = quantize_rows(&t).unwrap();
+            file.insert(format!("{name}.q8"), q);
+            file.insert(format!("{name}.scale"), scale);
+        } else {
+            file.insert(name, t.to_dtype(DType::F16).unwrap());
+        }
+    }
+    let direct = base
+        .to_int8()
+        .unwrap()
+        .with_int8_layers_from(&file, &[1])
+        .unwrap();
+    assert!(direct.is_int8());
+    let dequantised = arabtag_infer::train::finetune::dequantize_head(file).unwrap();
+    let (long_way, replaced) = base.with_layers_from(&dequantised).unwrap();
+    assert_eq!(replaced, vec![1]);
+    let long_way = long_way.to_int8().unwrap();
+    let (_, ids, mask) = batch(3, &[12, 7], 0);
+    let a = direct.forward(&ids, &mask).unwrap();
+    let b = long_way.forward(&ids, &mask).unwrap();
+    assert_eq!(max_abs_diff(&a, &b), 0.0);
+    // And the layer did change.
+    let before = base.to_int8().unwrap().forward(&ids, &mask).unwrap();
+    assert!(max_abs_diff(&a, &before) > 1e-3);
+}
+
 /// Quantized path, model level: a tiny BERT and XLM-R with every layer
 /// matrix quantized to Q4_0, against the same model with those matrices
 /// dequantized to f32. Tolerance: max abs diff ≤ 0.05 on LayerNorm-scaled

@@ -27,6 +27,10 @@
 //!   its f32 matmul at about 1,800–2,000 (the wheel's own engine: 2,300).
 //!   F32 is the faster choice on CPU; Q4 the smaller. Both agree with the
 //!   wheel's engine at cosine ≥ 0.9998 on every segment.
+//! - [`E5Precision::Int8`] goes from 4 bits to 8 bits a row at load, without
+//!   an f32 copy of the layers (21 MB), and runs the products as integers
+//!   ([`super::int8`], AVX-512 VNNI): the fastest of the three where the CPU
+//!   has VNNI (`arabtag bench`, eval/bench/).
 
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
@@ -603,14 +607,22 @@ impl E5File {
         cols: usize,
         device: &Device,
     ) -> Result<QTensor, InferError> {
-        // Copy through u16s: candle reads the blocks in place and wants them
-        // 2-byte aligned (the f16 scale); a byte buffer promises nothing.
-        let words: Vec<u16> = self
-            .bytes_of(e)
-            .chunks_exact(2)
-            .map(|b| u16::from_ne_bytes([b[0], b[1]]))
-            .collect();
-        let bytes: &[u8] = bytemuck::cast_slice(&words);
+        // candle reads the blocks in place and wants them 2-byte aligned (the
+        // f16 scale). Where the file's bytes are (the directory's offsets
+        // are even, and the buffer is the allocator's), they go as they are;
+        // else through a u16 copy. Copying the 54 MB word table for nothing
+        // had it in memory three times at once while loading.
+        let raw = self.bytes_of(e);
+        let words: Vec<u16>;
+        let bytes: &[u8] = if raw.as_ptr().align_offset(2) == 0 {
+            raw
+        } else {
+            words = raw
+                .chunks_exact(2)
+                .map(|b| u16::from_ne_bytes([b[0], b[1]]))
+                .collect();
+            bytemuck::cast_slice(&words)
+        };
         let storage = QStorage::from_data(Cow::Borrowed(bytes), device, GgmlDType::Q4_0)?;
         Ok(QTensor::new(storage, (rows, cols))?)
     }
@@ -696,7 +708,9 @@ impl E5File {
                     activation: Activation::Gelu,
                     output: self.linear(l, "fo", (h, ff), precision, device)?,
                     output_norm: self.layer_norm(&format!("l{l}.oln"), device)?,
-                })
+                    qkv: None,
+                }
+                .fuse_qkv())
             })
             .collect::<Result<Vec<_>, InferError>>()?;
         let dims = BertDims {

@@ -372,6 +372,22 @@ fn four_bit_matrices_run_in_f32() {
 }
 
 #[test]
+fn int8_layers_take_and_give_f32() {
+    let dir = tempfile::tempdir().unwrap();
+    let f32_toml = format!("int8 = true\n{}{PROTOTYPES}", e5_source());
+    assert!(parse_in(dir.path(), &f32_toml).unwrap().int8);
+    let without = format!("{}{PROTOTYPES}", e5_source());
+    assert!(!parse_in(dir.path(), &without).unwrap().int8);
+    let toml = format!("dtype = \"bf16\"\nint8 = true\n{}{PROTOTYPES}", e5_source())
+        .replace("[source.e5]", "[source.e5]\nquantized = false");
+    assert_message(
+        &problems(parse_in(dir.path(), &toml)),
+        "int8 = true with dtype = \"bf16\": the 8-bit layers take and give f32; set dtype = \
+         \"f32\", or int8 = false",
+    );
+}
+
+#[test]
 fn keys_of_another_method_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let toml = format!("{}{PROTOTYPES}", e5_source()).replace(
