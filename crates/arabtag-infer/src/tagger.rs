@@ -489,6 +489,22 @@ impl Tagger {
         })
     }
 
+    /// The subword encoder the tagger reads text with.
+    pub fn tokenizer(&self) -> &SubwordEncoder {
+        &self.tokenizer
+    }
+
+    /// The encoder's hidden width, feed-forward width and number of layers,
+    /// for a BERT-family encoder (`None` for DeBERTa-v2).
+    pub fn encoder_dims(&self) -> Option<(usize, usize, usize)> {
+        let bert = self.encoder.as_bert()?;
+        Some((
+            bert.dims().hidden_size,
+            bert.intermediate_size(),
+            bert.num_layers(),
+        ))
+    }
+
     /// Whether the model tags entities (by its NER head or by the date
     /// rules), and stance.
     pub fn tasks(&self) -> (bool, bool) {

@@ -659,6 +659,7 @@ impl BertModel {
             Ok(match e {
                 Embedding::Dense(e) => e.embeddings().to_dtype(DType::F32)?,
                 Embedding::Quantized(q) => q.dequantize(&self.device)?,
+                Embedding::Q4Rows(q) => q.dequantize()?,
             })
         };
         let emb = &self.embeddings;

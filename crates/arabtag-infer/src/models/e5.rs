@@ -42,7 +42,7 @@ use candle_nn::{Activation, LayerNorm};
 
 use super::Encoder;
 use super::bert::{BertDims, BertEmbeddings, BertLayer, BertModel, Positions};
-use super::layers::{Embedding, Linear};
+use super::layers::{Embedding, Linear, Q4Rows};
 use crate::InferError;
 
 /// The magic bytes.
@@ -198,7 +198,17 @@ pub struct E5File {
     path: PathBuf,
     header: E5Header,
     entries: Vec<E5Entry>,
-    data: Vec<u8>,
+    data: E5Bytes,
+}
+
+/// Where a parsed file's tensors are read from.
+enum E5Bytes {
+    /// The whole file, in memory ([`E5File::parse`]).
+    Memory(Vec<u8>),
+    /// The open file, each tensor read when it is needed ([`E5File::read`]):
+    /// the 72 MB file is never in memory whole beside the model built from
+    /// it.
+    File(std::fs::File),
 }
 
 impl std::fmt::Debug for E5File {
@@ -294,23 +304,64 @@ impl<'a> Cursor<'a> {
 }
 
 impl E5File {
-    /// Reads and parses `path`.
+    /// Reads and parses the header, vocabulary and tensor directory of
+    /// `path` (a prefix of the file, grown until they fit); the tensors are
+    /// read from the file when the model is built.
     pub fn read(path: &Path) -> Result<Self, InferError> {
-        let data = std::fs::read(path).map_err(|source| InferError::Read {
+        use std::os::unix::fs::FileExt;
+        let io = |source| InferError::Read {
             path: path.to_owned(),
             source,
-        })?;
-        Self::parse(data, path)
+        };
+        let file = std::fs::File::open(path).map_err(io)?;
+        let len = file.metadata().map_err(io)?.len();
+        let mut prefix_len = len.min(4 << 20);
+        loop {
+            let mut prefix = vec![0u8; usize::try_from(prefix_len).unwrap_or(usize::MAX)];
+            file.read_exact_at(&mut prefix, 0).map_err(io)?;
+            match Self::parse_directory(&prefix, len, path) {
+                Ok((header, entries)) => {
+                    let parsed = Self {
+                        path: path.to_owned(),
+                        header,
+                        entries,
+                        data: E5Bytes::File(file),
+                    };
+                    parsed.check_tensors()?;
+                    return Ok(parsed);
+                }
+                // The directory runs past the prefix: read more.
+                Err(InferError::E5Format {
+                    problem: E5Problem::Truncated { .. },
+                    ..
+                }) if prefix_len < len => prefix_len = len.min(prefix_len * 4),
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// Parses the bytes of an `E5S1` file; `path` is named in errors.
     pub fn parse(data: Vec<u8>, path: &Path) -> Result<Self, InferError> {
-        let _span = tracing::debug_span!("e5_parse", path = %path.display()).entered();
-        let mut c = Cursor {
-            data: &data,
-            pos: 0,
-            path,
+        let (header, entries) = Self::parse_directory(&data, data.len() as u64, path)?;
+        let file = Self {
+            path: path.to_owned(),
+            header,
+            entries,
+            data: E5Bytes::Memory(data),
         };
+        file.check_tensors()?;
+        Ok(file)
+    }
+
+    /// The header and tensor directory from the first bytes of a file of
+    /// `file_len` bytes (tensors must end within `file_len`).
+    fn parse_directory(
+        data: &[u8],
+        file_len: u64,
+        path: &Path,
+    ) -> Result<(E5Header, Vec<E5Entry>), InferError> {
+        let _span = tracing::debug_span!("e5_parse", path = %path.display()).entered();
+        let mut c = Cursor { data, pos: 0, path };
         let magic = c.take(4, "magic")?;
         if magic != E5_MAGIC {
             return Err(c.error(
@@ -427,14 +478,12 @@ impl E5File {
                     },
                 ));
             }
-            let fits = offset
-                .checked_add(bytes)
-                .is_some_and(|end| end <= data.len() as u64);
+            let fits = offset.checked_add(bytes).is_some_and(|end| end <= file_len);
             if !fits {
                 let problem = E5Problem::Truncated {
                     offset,
                     needed: bytes,
-                    file_len: data.len() as u64,
+                    file_len,
                 };
                 return Err(c.error(name, problem));
             }
@@ -467,14 +516,7 @@ impl E5File {
             pad,
             unk,
         };
-        let file = Self {
-            path: path.to_owned(),
-            header,
-            entries,
-            data,
-        };
-        file.check_tensors()?;
-        Ok(file)
+        Ok((header, entries))
     }
 
     /// The header.
@@ -572,13 +614,27 @@ impl E5File {
         Ok(())
     }
 
-    fn bytes_of(&self, e: &E5Entry) -> &[u8] {
-        // Bounds were checked in `parse`.
+    /// A tensor's bytes: borrowed from memory, or read from the file.
+    fn bytes_of(&self, e: &E5Entry) -> Result<Cow<'_, [u8]>, InferError> {
+        // Bounds were checked in `parse_directory`.
         let start = usize::try_from(e.offset).unwrap_or(usize::MAX);
         let len = usize::try_from(e.bytes).unwrap_or(0);
-        self.data
-            .get(start..start.saturating_add(len))
-            .unwrap_or_default()
+        match &self.data {
+            E5Bytes::Memory(data) => Ok(Cow::Borrowed(
+                data.get(start..start.saturating_add(len))
+                    .unwrap_or_default(),
+            )),
+            E5Bytes::File(file) => {
+                use std::os::unix::fs::FileExt;
+                let mut out = vec![0u8; len];
+                file.read_exact_at(&mut out, e.offset)
+                    .map_err(|source| InferError::Read {
+                        path: self.path.clone(),
+                        source,
+                    })?;
+                Ok(Cow::Owned(out))
+            }
+        }
     }
 
     /// An f32 tensor, reshaped (its first `shape.product()` values).
@@ -591,7 +647,7 @@ impl E5File {
         let e = self.entry(name)?;
         let n: usize = shape.iter().product();
         let values: Vec<f32> = self
-            .bytes_of(e)
+            .bytes_of(e)?
             .chunks_exact(4)
             .take(n)
             .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
@@ -612,10 +668,10 @@ impl E5File {
         // are even, and the buffer is the allocator's), they go as they are;
         // else through a u16 copy. Copying the 54 MB word table for nothing
         // had it in memory three times at once while loading.
-        let raw = self.bytes_of(e);
+        let raw = self.bytes_of(e)?;
         let words: Vec<u16>;
         let bytes: &[u8] = if raw.as_ptr().align_offset(2) == 0 {
-            raw
+            &raw
         } else {
             words = raw
                 .chunks_exact(2)
@@ -679,9 +735,14 @@ impl E5File {
         let (h, ff) = (hd.hidden, hd.ffn);
         let word_entry = self.entry("emb.word")?;
         let word = match word_entry.dtype {
-            E5DType::Q4_0 => {
-                Embedding::Quantized(Arc::new(self.q4_tensor(word_entry, hd.vocab, h, device)?))
-            }
+            // Our own 4-bit table: the file's blocks as they are, rows
+            // dequantised when looked up (candle's `QTensor` would copy them
+            // once more).
+            E5DType::Q4_0 => Embedding::Q4Rows(Arc::new(Q4Rows::new(
+                self.bytes_of(word_entry)?.into_owned(),
+                hd.vocab,
+                h,
+            )?)),
             E5DType::F32 => {
                 Embedding::dense(self.f32_tensor("emb.word", &[hd.vocab, h], device)?)?
             }

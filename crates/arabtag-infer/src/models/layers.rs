@@ -196,6 +196,97 @@ pub enum Embedding {
     Dense(candle_nn::Embedding),
     /// A quantized table (f32 rows out).
     Quantized(Arc<QTensor>),
+    /// A Q4_0 table held as the file's blocks ([`Q4Rows`]).
+    Q4Rows(Arc<Q4Rows>),
+}
+
+/// Bytes of a GGML `Q4_0` block: an f16 scale and 32 nibbles.
+const Q4_BLOCK_BYTES: usize = 18;
+
+/// A `Q4_0` table `[rows, hidden]` as GGML lays it out (per row, blocks of 32
+/// values: a little-endian f16 scale `d`, then 16 bytes whose low nibbles
+/// are values 0-15 and high nibbles 16-31, each `(nibble - 8) · d`). Rows
+/// are dequantised when looked up, to the values candle's `QTensor` gives.
+#[derive(Clone)]
+pub struct Q4Rows {
+    blocks: Vec<u8>,
+    rows: usize,
+    hidden: usize,
+}
+
+impl std::fmt::Debug for Q4Rows {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Q4Rows")
+            .field("rows", &self.rows)
+            .field("hidden", &self.hidden)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Q4Rows {
+    /// A table from its blocks; `hidden` must be a multiple of 32 and
+    /// `blocks` exactly `rows · hidden / 32` blocks long.
+    pub fn new(blocks: Vec<u8>, rows: usize, hidden: usize) -> Result<Self, InferError> {
+        let expected = rows * (hidden / 32) * Q4_BLOCK_BYTES;
+        if !hidden.is_multiple_of(32) || blocks.len() != expected {
+            return Err(InferError::Candle(candle_core::Error::Msg(format!(
+                "a Q4_0 table of {rows} × {hidden} needs {expected} bytes (hidden a multiple \
+                 of 32), not {}",
+                blocks.len()
+            ))));
+        }
+        Ok(Self {
+            blocks,
+            rows,
+            hidden,
+        })
+    }
+
+    /// Number of rows.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    fn row_into(&self, row: usize, out: &mut [f32]) {
+        let per_row = (self.hidden / 32) * Q4_BLOCK_BYTES;
+        let blocks = &self.blocks[row * per_row..(row + 1) * per_row];
+        for (b, out) in blocks
+            .chunks_exact(Q4_BLOCK_BYTES)
+            .zip(out.chunks_exact_mut(32))
+        {
+            let d = half::f16::from_le_bytes([b[0], b[1]]).to_f32();
+            let (low, high) = out.split_at_mut(16);
+            for ((q, lo), hi) in b[2..].iter().zip(low).zip(high) {
+                *lo = f32::from(i16::from(q & 0x0f) - 8) * d;
+                *hi = f32::from(i16::from(q >> 4) - 8) * d;
+            }
+        }
+    }
+
+    /// `ids` of any shape → `ids.shape + [hidden]`, f32.
+    pub fn forward(&self, ids: &Tensor) -> candle_core::Result<Tensor> {
+        let flat: Vec<u32> = ids.flatten_all()?.to_vec1()?;
+        let mut out = vec![0f32; flat.len() * self.hidden];
+        for (&id, row) in flat.iter().zip(out.chunks_exact_mut(self.hidden.max(1))) {
+            let id = id as usize;
+            if id >= self.rows {
+                candle_core::bail!("id {id} is past the table's {} rows", self.rows);
+            }
+            self.row_into(id, row);
+        }
+        let mut dims = ids.dims().to_vec();
+        dims.push(self.hidden);
+        Tensor::from_vec(out, dims, ids.device())
+    }
+
+    /// The whole table, f32 `[rows, hidden]`.
+    pub fn dequantize(&self) -> candle_core::Result<Tensor> {
+        let mut out = vec![0f32; self.rows * self.hidden];
+        for (r, row) in out.chunks_exact_mut(self.hidden.max(1)).enumerate() {
+            self.row_into(r, row);
+        }
+        Tensor::from_vec(out, (self.rows, self.hidden), &candle_core::Device::Cpu)
+    }
 }
 
 impl Embedding {
@@ -215,6 +306,7 @@ impl Embedding {
         Ok(match self {
             Self::Dense(e) => e.embeddings().dim(0)?,
             Self::Quantized(q) => q.shape().dims2()?.0,
+            Self::Q4Rows(q) => q.rows(),
         })
     }
 
@@ -223,6 +315,7 @@ impl Embedding {
         match self {
             Self::Dense(e) => e.forward(ids),
             Self::Quantized(q) => q.embedding(ids),
+            Self::Q4Rows(q) => q.forward(ids),
         }
     }
 }
@@ -412,6 +505,29 @@ mod tests {
         (a - b)
             .and_then(|d| d.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>())
             .expect("same shapes")
+    }
+
+    #[test]
+    fn q4_rows_look_up_what_candle_s_q4_tensor_gives() {
+        let dev = candle_core::Device::Cpu;
+        let values: Vec<f32> = (0..7 * 64)
+            .map(|i| ((i * 37 % 101) as f32 - 50.0) * 0.013)
+            .collect();
+        let table = Tensor::from_vec(values, (7, 64), &dev).unwrap();
+        let q = QTensor::quantize(&table, GgmlDType::Q4_0).unwrap();
+        let rows = Q4Rows::new(q.data().unwrap().into_owned(), 7, 64).unwrap();
+        let ids = Tensor::new(&[[6u32, 0, 3], [3, 1, 5]], &dev).unwrap();
+        let ours = rows.forward(&ids).unwrap();
+        let theirs = q.embedding(&ids).unwrap();
+        assert_eq!(ours.dims(), &[2, 3, 64]);
+        assert_eq!(max_abs_diff(&ours, &theirs), 0.0);
+        assert_eq!(
+            max_abs_diff(&rows.dequantize().unwrap(), &q.dequantize(&dev).unwrap()),
+            0.0
+        );
+        // An id past the table, and a table of the wrong size, are errors.
+        assert!(rows.forward(&Tensor::new(&[7u32], &dev).unwrap()).is_err());
+        assert!(Q4Rows::new(vec![0; 17], 1, 32).is_err());
     }
 
     #[test]

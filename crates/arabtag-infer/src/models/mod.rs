@@ -40,7 +40,7 @@ pub use hf_config::{
     LabelProblem, SUPPORTED_MODEL_TYPES, TaskConfig,
 };
 pub use hub::{HeadChoice, HubModel, HubOptions, load_hub};
-pub use layers::{Embedding, Linear};
+pub use layers::{Embedding, Linear, Q4Rows};
 pub use xlm_roberta::{XlmRobertaConfig, XlmRobertaModel};
 
 /// A transformer encoder: token ids in, hidden states out.

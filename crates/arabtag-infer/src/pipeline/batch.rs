@@ -127,9 +127,13 @@ pub fn plan_batches(
 
 /// Most padded positions (rows × longest window) in one batch. The attention
 /// scores of a batch take `rows × heads × seq²` floats: 16 windows of 510
-/// tokens with 12 heads are 200 MB a tensor, where 2 windows (the budget)
-/// are 25 MB, and a thousand rows already keep the matrix products busy.
-pub const MAX_BATCH_TOKENS: usize = 1024;
+/// tokens with 12 heads are 200 MB a tensor, one window 12.5 MB. With the
+/// 8-bit products, small batches lose nothing: the ANERcorp test file
+/// tagged in 4.7-4.8 s with 256, 5.3-5.5 s with 512 and 7.1-8.3 s with
+/// 1,024, and the seeds at 300-313 MB of peak RSS against 329 MB with
+/// 1,024 (`/usr/bin/time arabtag tag`, 2 cores). A longer window is a batch
+/// of its own.
+pub const MAX_BATCH_TOKENS: usize = 256;
 
 /// A padded batch as flat `[rows, seq]` id and mask buffers.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -117,23 +117,23 @@ fn batches_are_sorted_by_length_longest_first_ties_in_input_order() {
     ));
 }
 
-// The test below assumes two 400-token windows fit the budget and three do not.
-const _: () = assert!(MAX_BATCH_TOKENS >= 800 && MAX_BATCH_TOKENS < 1200);
-
 #[test]
 fn batches_stay_within_the_token_budget() {
-    // Windows of 400 tokens: two fit the budget, a third would not; a window
+    // Windows of 2/5 of the budget: two fit it, a third would not; a window
     // longer than the budget is a batch of its own.
-    let ids: Vec<u32> = vec![5; 1300];
-    let w = windows(1200, 400, 10).unwrap();
-    let long = windows(1300, 1300, 10).unwrap();
+    let size = MAX_BATCH_TOKENS * 2 / 5;
+    let long_len = MAX_BATCH_TOKENS + 100;
+    let ids: Vec<u32> = vec![5; long_len.max(3 * size)];
+    let w = windows(3 * size, size, 10).unwrap();
+    assert_eq!(w.len(), 4);
+    let long = windows(long_len, long_len, 10).unwrap();
     let docs = [
         WindowedDoc {
-            ids: &ids[..1200],
+            ids: &ids[..3 * size],
             windows: &w,
         },
         WindowedDoc {
-            ids: &ids,
+            ids: &ids[..long_len],
             windows: &long,
         },
     ];

