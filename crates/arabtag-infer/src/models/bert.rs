@@ -17,7 +17,7 @@ use serde::Deserialize;
 
 use super::hf_config::{DEFAULT_MAX_POSITION_EMBEDDINGS, TaskConfig};
 use super::int8::Int8Linear;
-use super::layers::{Embedding, Linear, activate, attention_bias, check_inputs};
+use super::layers::{Embedding, Linear, activate, attention_bias, check_inputs, masked_softmax};
 use super::{Encoder, base_model};
 use crate::InferError;
 
@@ -342,11 +342,7 @@ impl BertLayer {
         let k = heads(k)?;
         let v = heads(v)?;
         let scores = q.matmul(&k.t()?)?;
-        let scores = match bias {
-            Some(bias) => scores.broadcast_add(bias)?,
-            None => scores,
-        };
-        let probs = candle_nn::ops::softmax_last_dim(&scores)?;
+        let probs = masked_softmax(&scores, bias)?;
         let context = probs
             .matmul(&v)?
             .transpose(1, 2)?

@@ -16,10 +16,12 @@
 //! Memory and speed (2-core x86-64 with AVX2, release build, the 135 seed
 //! segments; `real_e5_speed` in `tests/models_e5.rs`):
 //!
-//! - The word table (250,037 × 384) stays Q4_0 in both precisions (54 MB):
-//!   a lookup dequantises only the rows it reads, which gives bit for bit the
-//!   values of a full dequantisation. Dequantising it whole at load would
-//!   cost 384 MB of f32 and 0.2 s for nothing.
+//! - [`E5File::read`] reads the header and directory, then each tensor from
+//!   the file when the model is built: the file is never in memory whole.
+//! - The word table (250,037 × 384) stays Q4_0 in every precision (54 MB),
+//!   as the file's blocks ([`Q4Rows`]): a lookup dequantises only the rows it
+//!   reads, to the values candle's `QTensor` gives. Dequantising it whole at
+//!   load would cost 384 MB of f32 and 0.2 s for nothing.
 //! - [`E5Precision::Q4`] keeps the layers' matrices 4-bit (12 MB, about
 //!   67 MB in all); [`E5Precision::F32`] dequantises them at load (85 MB,
 //!   about 140 MB in all). Both load in about 0.1 s once the file is cached.
