@@ -507,12 +507,14 @@ impl MaskedSoftmax {
                         }
                         None => out.copy_from_slice(row),
                     }
-                    let max = out.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
-                    let mut sum = 0f32;
+                    // Max, exp and sum as separate passes, the reductions
+                    // over 8 lanes: a loop carrying one running sum (or
+                    // `f32::max`'s NaN rules) stays scalar.
+                    let max = lanes_fold(out, f32::NEG_INFINITY, |m, x| if x > m { x } else { m });
                     for o in out.iter_mut() {
                         *o = exp_f32(*o - max);
-                        sum += *o;
                     }
+                    let sum = lanes_fold(out, 0.0, |s, x| s + x);
                     let inv = 1.0 / sum;
                     for o in out.iter_mut() {
                         *o *= inv;
@@ -521,6 +523,24 @@ impl MaskedSoftmax {
             });
         out
     }
+}
+
+/// `f` folded over `xs` in 8 interleaved lanes, then across them: the same
+/// value for max, a reassociated one for sums, in a form that vectorises.
+#[inline(always)]
+fn lanes_fold(xs: &[f32], init: f32, f: impl Fn(f32, f32) -> f32) -> f32 {
+    let mut acc = [init; 8];
+    let mut chunks = xs.chunks_exact(8);
+    for chunk in &mut chunks {
+        for (a, &x) in acc.iter_mut().zip(chunk) {
+            *a = f(*a, x);
+        }
+    }
+    let mut out = init;
+    for &x in chunks.remainder() {
+        out = f(out, x);
+    }
+    acc.into_iter().fold(out, &f)
 }
 
 fn contiguous_f32<'a>(
