@@ -343,6 +343,39 @@ fn quantized_linear_is_close_to_its_dequantized_twin() {
     assert!(rel < 0.2, "4-bit weights moved the output by {rel}");
 }
 
+/// A tiny BERT or XLM-R checkpoint without a head written under `dir`:
+/// its config.json, its weights and its parsed config.
+fn tiny_bert(
+    arch: Arch,
+    dir: &std::path::Path,
+) -> (
+    std::path::PathBuf,
+    std::path::PathBuf,
+    arabtag_infer::models::BertConfig,
+) {
+    let (config, weights) = Tiny::new(arch, Head::None).write(dir);
+    let cfg = match HfConfig::from_file(&config).unwrap() {
+        HfConfig::Bert(c) | HfConfig::XlmRoberta(c) => c,
+        other => panic!("{other:?}"),
+    };
+    (config, weights, cfg)
+}
+
+/// Hidden states of a quantized model against its f32 twin: max abs diff
+/// ≤ 0.05 on LayerNorm-scaled states, cosine ≥ 0.999 per token.
+fn assert_states_close(ours: &Tensor, reference: &Tensor, arch: Arch) {
+    let diff = max_abs_diff(ours, reference);
+    assert!(diff <= 0.05, "{arch:?}: max abs diff {diff}");
+    let a = ours.flatten_to(1).unwrap().to_vec2::<f32>().unwrap();
+    let b = reference.flatten_to(1).unwrap().to_vec2::<f32>().unwrap();
+    let worst = a
+        .iter()
+        .zip(&b)
+        .map(|(x, y)| common::cosine(x, y))
+        .fold(1f32, f32::min);
+    assert!(worst >= 0.999, "{arch:?}: worst token cosine {worst}");
+}
+
 /// 8-bit path, model level: a tiny BERT and XLM-R with every layer matrix as
 /// 8-bit integer products (`BertModel::to_int8`), against the f32 model.
 /// Tolerance as for 4 bits: max abs diff ≤ 0.05 on LayerNorm-scaled hidden
@@ -351,11 +384,7 @@ fn quantized_linear_is_close_to_its_dequantized_twin() {
 fn int8_model_is_close_to_f32() {
     for arch in [Arch::Bert, Arch::XlmRoberta] {
         let dir = tempfile::tempdir().unwrap();
-        let (config, weights) = Tiny::new(arch, Head::None).write(dir.path());
-        let cfg = match HfConfig::from_file(&config).unwrap() {
-            HfConfig::Bert(c) | HfConfig::XlmRoberta(c) => c,
-            other => panic!("{other:?}"),
-        };
+        let (_, weights, cfg) = tiny_bert(arch, dir.path());
         let f32_model = BertModel::load(vb_of(&weights, DType::F32), &cfg).unwrap();
         let int8 = f32_model.to_int8().unwrap();
         assert!(int8.is_quantized() && !f32_model.is_quantized());
@@ -363,16 +392,7 @@ fn int8_model_is_close_to_f32() {
         let (rows, ids, mask) = batch(5, &[16, 9], pad);
         let y8 = int8.forward(&ids, &mask).unwrap();
         let y = f32_model.forward(&ids, &mask).unwrap();
-        let diff = max_abs_diff(&y8, &y);
-        assert!(diff <= 0.05, "{arch:?}: max abs diff {diff}");
-        let a = y8.flatten_to(1).unwrap().to_vec2::<f32>().unwrap();
-        let b = y.flatten_to(1).unwrap().to_vec2::<f32>().unwrap();
-        let worst = a
-            .iter()
-            .zip(&b)
-            .map(|(x, y)| common::cosine(x, y))
-            .fold(1f32, f32::min);
-        assert!(worst >= 0.999, "{arch:?}: worst token cosine {worst}");
+        assert_states_close(&y8, &y, arch);
         // The second row alone gives the states it had in the padded batch.
         let (ids1, mask1) = pad_batch(&rows[1..], pad);
         let alone = int8.forward(&ids1, &mask1).unwrap();
@@ -440,11 +460,7 @@ fn int8_layers_from_a_head_file_equal_the_requantised_f32_ones() {
 fn quantized_model_is_close_to_dequantized_f32() {
     for arch in [Arch::Bert, Arch::XlmRoberta] {
         let dir = tempfile::tempdir().unwrap();
-        let (config, weights) = Tiny::new(arch, Head::None).write(dir.path());
-        let cfg = match HfConfig::from_file(&config).unwrap() {
-            HfConfig::Bert(c) | HfConfig::XlmRoberta(c) => c,
-            other => panic!("{other:?}"),
-        };
+        let (config, weights, cfg) = tiny_bert(arch, dir.path());
         let options = HubOptions {
             quantize: Some(GgmlDType::Q4_0),
             head: HeadChoice::None,
@@ -467,15 +483,6 @@ fn quantized_model_is_close_to_dequantized_f32() {
             assert_eq!(d.positions(), m.bert().positions());
             d.forward(&ids, &mask).unwrap()
         };
-        let diff = max_abs_diff(&yq, &dequantized);
-        assert!(diff <= 0.05, "{arch:?}: max abs diff {diff}");
-        let a = yq.flatten_to(1).unwrap().to_vec2::<f32>().unwrap();
-        let b = dequantized.flatten_to(1).unwrap().to_vec2::<f32>().unwrap();
-        let worst = a
-            .iter()
-            .zip(&b)
-            .map(|(x, y)| common::cosine(x, y))
-            .fold(1f32, f32::min);
-        assert!(worst >= 0.999, "{arch:?}: worst token cosine {worst}");
+        assert_states_close(&yq, &dequantized, arch);
     }
 }

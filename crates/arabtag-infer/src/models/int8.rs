@@ -517,12 +517,7 @@ impl candle_core::CustomOp1 for Int8Linear {
         storage: &candle_core::CpuStorage,
         layout: &candle_core::Layout,
     ) -> candle_core::Result<(candle_core::CpuStorage, candle_core::Shape)> {
-        let candle_core::CpuStorage::F32(data) = storage else {
-            candle_core::bail!("{}: f32 input only", self.name());
-        };
-        let Some((start, end)) = layout.contiguous_offsets() else {
-            candle_core::bail!("{}: the input must be contiguous", self.name());
-        };
+        let x = super::layers::contiguous_f32(self.name(), storage, layout)?;
         let dims = layout.shape().dims();
         if dims.last() != Some(&self.in_features) {
             candle_core::bail!(
@@ -532,7 +527,7 @@ impl candle_core::CustomOp1 for Int8Linear {
                 self.in_features
             );
         }
-        let out = self.forward_rows(&data[start..end]);
+        let out = self.forward_rows(x);
         let mut out_dims = dims.to_vec();
         if let Some(last) = out_dims.last_mut() {
             *last = self.out_features;

@@ -435,13 +435,7 @@ impl candle_core::CustomOp1 for GeluErf {
         layout: &candle_core::Layout,
     ) -> candle_core::Result<(candle_core::CpuStorage, candle_core::Shape)> {
         use rayon::prelude::*;
-        let candle_core::CpuStorage::F32(data) = storage else {
-            candle_core::bail!("{}: f32 only", self.name());
-        };
-        let Some((start, end)) = layout.contiguous_offsets() else {
-            candle_core::bail!("{}: the input must be contiguous", self.name());
-        };
-        let src = &data[start..end];
+        let src = contiguous_f32(self.name(), storage, layout)?;
         let mut out = vec![0f32; src.len()];
         out.par_chunks_mut(GELU_CHUNK)
             .zip(src.par_chunks(GELU_CHUNK))
@@ -543,7 +537,9 @@ fn lanes_fold(xs: &[f32], init: f32, f: impl Fn(f32, f32) -> f32) -> f32 {
     acc.into_iter().fold(out, &f)
 }
 
-fn contiguous_f32<'a>(
+/// The f32 values of a contiguous CPU tensor, for custom ops (`name` in
+/// the errors).
+pub(crate) fn contiguous_f32<'a>(
     name: &str,
     storage: &'a candle_core::CpuStorage,
     layout: &candle_core::Layout,
