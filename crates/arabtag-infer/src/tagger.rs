@@ -20,7 +20,7 @@ use crate::models::{
     E5Model, E5Precision, Encoder, HeadChoice, HubOptions, PooledClassifier, Pooling, SequenceHead,
     TokenClassifier, TokenHead, load_e5, load_hub, sentence_embeddings,
 };
-use crate::pipeline::batch::MAX_BATCH_TOKENS;
+use crate::pipeline::batch::budget_runs;
 use crate::pipeline::spans::VocabularyScore;
 use crate::pipeline::{
     Decoding, LabelMap, LabelScheme, NerModel, NerOptions, Proclitics, StanceScores, Wrapping,
@@ -314,8 +314,8 @@ impl Tagger {
                     NerHead::File(file) => {
                         ner_encoder = finetuned_encoder(encoder.as_ref(), &file.path, &device)?;
                         if resolved.int8 {
-                            // The file's layers are 8-bit rows already: the
-                            // requantisation gives back the same integers.
+                            // Layers read as 8-bit from the file stay as
+                            // they are; f32 ones are quantised.
                             ner_encoder =
                                 ner_encoder.map(|e| int8_encoder(e.as_ref())).transpose()?;
                         }
@@ -821,25 +821,17 @@ impl Tagger {
             }
         }
         parts.sort_by_key(|(_, ids)| std::cmp::Reverse(ids.len()));
-        // At most `batch_size` rows and [`MAX_BATCH_TOKENS`] padded positions a
+        // At most `batch_size` rows and MAX_BATCH_TOKENS padded positions a
         // batch (a longer part alone), as for NER: 16 segments of 175 tokens
         // had 23 MB attention tensors, three alive at once.
-        let mut groups = Vec::new();
-        let mut start = 0;
-        while start < parts.len() {
-            let longest = parts[start].1.len() + self.wrapping.specials();
-            let mut end = start + 1;
-            while end < parts.len()
-                && end - start < self.options.batch_size.max(1)
-                && (end - start + 1) * longest <= MAX_BATCH_TOKENS.max(longest)
-            {
-                end += 1;
-            }
-            groups.push(&parts[start..end]);
-            start = end;
-        }
+        let runs = budget_runs(
+            parts
+                .iter()
+                .map(|(_, ids)| ids.len() + self.wrapping.specials()),
+            self.options.batch_size.max(1),
+        );
         let mut batches = Vec::new();
-        for group in groups {
+        for group in runs.into_iter().map(|run| &parts[run]) {
             let len = group[0].1.len() + self.wrapping.specials();
             let mut ids = Vec::with_capacity(group.len() * len);
             let mut mask = Vec::with_capacity(group.len() * len);

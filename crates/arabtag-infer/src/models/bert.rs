@@ -254,6 +254,20 @@ impl BertLayer {
         .fuse_qkv())
     }
 
+    /// Whether all six matrices are 8-bit.
+    fn is_int8(&self) -> bool {
+        [
+            &self.query,
+            &self.key,
+            &self.value,
+            &self.attention_out,
+            &self.intermediate,
+            &self.output,
+        ]
+        .iter()
+        .all(|l| l.is_int8())
+    }
+
     /// This layer with [`BertLayer::qkv`] set when its query, key and value
     /// are all 8-bit, and unset otherwise.
     pub(crate) fn fuse_qkv(mut self) -> Self {
@@ -539,7 +553,7 @@ impl BertModel {
 
     /// Whether the layers' matrices are 8-bit ([`BertModel::to_int8`]).
     pub fn is_int8(&self) -> bool {
-        self.layers.iter().all(|l| l.query.is_int8())
+        self.layers.iter().all(BertLayer::is_int8)
     }
 
     /// This model with the layers found in `tensors` (checkpoint names
@@ -605,9 +619,24 @@ impl BertModel {
     }
 
     /// This model with every matrix of the layers as 8-bit rows run as
-    /// integer products ([`Linear::to_int8`]).
+    /// integer products ([`Linear::to_int8`]). Layers already 8-bit are
+    /// kept as they are (their stacked query-key-value product too).
     pub fn to_int8(&self) -> Result<Self, InferError> {
-        self.map_linear(&Linear::to_int8)
+        let layers = self
+            .layers
+            .iter()
+            .map(|l| {
+                if l.is_int8() {
+                    Ok(l.clone())
+                } else {
+                    l.map_linear(&Linear::to_int8)
+                }
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self {
+            layers,
+            ..self.clone()
+        })
     }
 
     /// This model with every quantized matrix dequantized to f32.

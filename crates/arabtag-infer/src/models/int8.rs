@@ -231,11 +231,6 @@ impl Int8Linear {
         self.has_bias.then_some(&self.bias[..])
     }
 
-    /// Bytes the layer holds (packed weights, scales, group sums, bias).
-    pub fn bytes(&self) -> usize {
-        self.packed.len() + 4 * (self.shift.len() + self.scales.len() + self.bias.len())
-    }
-
     /// `x` `[rows, in]` row-major → `[rows, out]`, on every rayon thread,
     /// with the VNNI kernel when the CPU has it.
     pub fn forward_rows(&self, x: &[f32]) -> Vec<f32> {

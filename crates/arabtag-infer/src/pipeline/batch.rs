@@ -105,24 +105,39 @@ pub fn plan_batches(
     }
     // Stable: equal lengths keep input order.
     refs.sort_by_key(|&(len, _)| std::cmp::Reverse(len));
-    let mut batches: Vec<Vec<WindowRef>> = Vec::new();
+    let runs = budget_runs(refs.iter().map(|&(len, _)| len), batch_size);
+    Ok(runs
+        .into_iter()
+        .map(|run| refs[run].iter().map(|&(_, r)| r).collect())
+        .collect())
+}
+
+/// Rows of `lengths` (sorted longest first) cut into consecutive runs of at
+/// most `batch_size` rows and [`MAX_BATCH_TOKENS`] padded positions, the
+/// run's first (longest) row setting its width; a row longer than the budget
+/// is a run of its own. The NER windows' batches and the stance segments'
+/// both follow it.
+pub(crate) fn budget_runs(
+    lengths: impl IntoIterator<Item = usize>,
+    batch_size: usize,
+) -> Vec<std::ops::Range<usize>> {
+    let mut runs: Vec<std::ops::Range<usize>> = Vec::new();
     let mut longest = 0;
-    for (len, r) in refs {
-        match batches.last_mut() {
-            // Sorted longest first: the batch's first row sets its width.
-            Some(batch)
-                if batch.len() < batch_size
-                    && (batch.len() + 1) * longest <= MAX_BATCH_TOKENS.max(longest) =>
+    for (i, len) in lengths.into_iter().enumerate() {
+        match runs.last_mut() {
+            Some(run)
+                if run.len() < batch_size
+                    && (run.len() + 1) * longest <= MAX_BATCH_TOKENS.max(longest) =>
             {
-                batch.push(r);
+                run.end = i + 1;
             }
             _ => {
                 longest = len;
-                batches.push(vec![r]);
+                runs.push(i..i + 1);
             }
         }
     }
-    Ok(batches)
+    runs
 }
 
 /// Most padded positions (rows × longest window) in one batch. The attention

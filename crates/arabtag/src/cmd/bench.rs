@@ -37,9 +37,9 @@
 //! - when the model has `[ner]`: `arabtag models export` (this binary)
 //!   writes the NER network to `WORK/export`; our logits for the NER windows
 //!   of the first copy's first 48 documents (as the tagger plans them, in
-//!   padded batches of 4) go to `ner-windows.jsonl` / `ner-logits.f32`, the
-//!   corpus to `ner-docs.jsonl`; `python3 SCRIPT transformers EXPORT
-//!   WINDOWS LOGITS DOCS OUT` runs the same windows through
+//!   padded batches of 4) go to `ner-windows.jsonl` / `ner-logits.f32`;
+//!   `python3 SCRIPT transformers EXPORT WINDOWS LOGITS WORK/corpus.jsonl
+//!   OUT` runs the same windows through
 //!   `AutoModelForTokenClassification` (max |logit difference|, tolerance
 //!   [`LOGIT_TOLERANCE`], argmax agreement) and times `pipeline(
 //!   "token-classification", aggregation_strategy="first", stride=128)`
@@ -60,6 +60,7 @@ use anyhow::{Context, Result, ensure};
 use arabtag_eval::conll::ConllFile;
 use arabtag_infer::config::{ModelConfig, ResolveOptions, VerifiedModel};
 use arabtag_infer::export::NerNetwork;
+use arabtag_infer::pipeline::aggregate::argmax;
 use arabtag_infer::pipeline::batch::{WindowRef, WindowedDoc, Wrapping, pack};
 use arabtag_infer::pipeline::stance::segment_spans;
 use arabtag_infer::{TagOptions, Tagger};
@@ -185,10 +186,10 @@ fn corpus(a: &BenchArgs) -> Result<(Vec<Document>, usize)> {
     Ok((docs, once.len()))
 }
 
-/// Seconds from spawning `arabtag tag --model M -` to its first line.
 /// Process starts timed for the cold-start figure (after one more).
 const COLD_STARTS: usize = 5;
 
+/// Seconds from spawning `arabtag tag --model M -` to its first line.
 fn cold_start(model: &Path) -> Result<f64> {
     let exe = std::env::current_exe().context("cannot find this binary")?;
     let started = Instant::now();
@@ -386,11 +387,7 @@ pub fn run(a: &BenchArgs) -> Result<Status> {
     let rss = peak_rss_kb();
     stderr_line("arabtag tag on the corpus, in its own process, for its peak RSS…");
     let corpus_path = a.work.join("corpus.jsonl");
-    let lines: Vec<serde_json::Value> = docs
-        .iter()
-        .map(|d| serde_json::json!({"id": d.id, "text": d.text}))
-        .collect();
-    write_jsonl(&corpus_path, &lines)?;
+    write_jsonl(&corpus_path, &docs)?;
     let tag_rss = tag_process_peak_rss(&a.model, &corpus_path)?;
 
     let mut peer = serde_json::Value::Null;
@@ -451,16 +448,19 @@ pub fn run(a: &BenchArgs) -> Result<Status> {
     // stance (`TagOptions::raw`). A second tagger, loaded after the first is
     // gone and after the peak RSS above was read.
     drop(tagger);
-    let mut ner_only: Option<(Pass, Vec<Vec<Span3>>)> = None;
-    if ner_layers.is_some() {
-        let raw = Tagger::load(
+    let raw = match ner_layers {
+        Some(_) => Some(Tagger::load(
             &model,
             TagOptions {
                 batch_size: a.batch_size,
                 raw: true,
                 ..TagOptions::default()
             },
-        )?;
+        )?),
+        None => None,
+    };
+    let mut ner_only: Option<(Pass, Vec<Vec<Span3>>)> = None;
+    if let Some(raw) = &raw {
         stderr_line(&format!("tagging {} documents, NER only…", docs.len()));
         let started = Instant::now();
         let mut entities = Vec::with_capacity(docs.len());
@@ -487,14 +487,13 @@ pub fn run(a: &BenchArgs) -> Result<Status> {
         ner_only = Some((ner, entities));
     }
     let mut peer_tf = serde_json::Value::Null;
-    if let (Some(script), Some((ner, ours))) = (&a.peers, &ner_only) {
-        let tokenizer = SubwordEncoder::from_file(model.tokenizer(), resolved.normalizer)?;
+    if let (Some(script), Some((ner, ours)), Some(raw)) = (&a.peers, &ner_only, &raw) {
         peer_tf = transformers_peer(&TransformersPeer {
             args: a,
             script,
             model: &model,
-            tokenizer: &tokenizer,
-            docs: &docs,
+            tokenizer: raw.tokenizer(),
+            corpus: &corpus_path,
             sample: &docs[..per_copy.min(AGREEMENT_DOCUMENTS)],
             ner,
             ours,
@@ -646,8 +645,9 @@ struct TransformersPeer<'a> {
     script: &'a Path,
     model: &'a VerifiedModel,
     tokenizer: &'a SubwordEncoder,
-    /// The whole corpus, what the pipeline tags.
-    docs: &'a [Document],
+    /// The whole corpus, what the pipeline tags, as JSON lines (`id`, `text`)
+    /// (`WORK/corpus.jsonl`, written for the tag process's RSS).
+    corpus: &'a Path,
     /// The documents whose windows the logits are compared on.
     sample: &'a [Document],
     /// Our NER-only pass over `docs`, and its entities.
@@ -682,8 +682,6 @@ fn transformers_peer(p: &TransformersPeer<'_>) -> Result<serde_json::Value> {
     let windows_path = work.join("ner-windows.jsonl");
     let logits_path = work.join("ner-logits.f32");
     let int8 = write_agreement_windows(p, &windows_path, &logits_path)?;
-    let docs_path = work.join("ner-docs.jsonl");
-    write_jsonl(&docs_path, p.docs)?;
     let result_path = work.join("transformers.json");
     stderr_line("peer: transformers token-classification pipeline…");
     let status = Command::new("python3")
@@ -692,7 +690,7 @@ fn transformers_peer(p: &TransformersPeer<'_>) -> Result<serde_json::Value> {
         .arg(&export)
         .arg(&windows_path)
         .arg(&logits_path)
-        .arg(&docs_path)
+        .arg(p.corpus)
         .arg(&result_path)
         .status()
         .context("cannot run python3 for the peers")?;
@@ -822,7 +820,7 @@ fn write_agreement_windows(
                 int8_positions += 1;
                 let diff = a.iter().zip(b).map(|(x, y)| f64::from((x - y).abs()));
                 int8_max = diff.fold(int8_max, f64::max);
-                int8_same += usize::from(argmax(a) == argmax(b));
+                int8_same += usize::from(argmax(a).map(|(i, _)| i) == argmax(b).map(|(i, _)| i));
             }
         }
         let rows = |flat: &[u32]| -> Vec<Vec<u32>> {
@@ -854,16 +852,6 @@ fn write_agreement_windows(
     } else {
         serde_json::Value::Null
     })
-}
-
-/// Index of the largest value (the first of equals).
-fn argmax(v: &[f32]) -> usize {
-    v.iter()
-        .enumerate()
-        .fold((0, f32::NEG_INFINITY), |(bi, bv), (i, &x)| {
-            if x > bv { (i, x) } else { (bi, bv) }
-        })
-        .0
 }
 
 /// The CPU model and the number of cores, from /proc/cpuinfo.
