@@ -15,9 +15,12 @@ use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::{Activation, LayerNorm, VarBuilder};
 use serde::Deserialize;
 
+use super::attention::FusedAttention;
 use super::hf_config::{DEFAULT_MAX_POSITION_EMBEDDINGS, TaskConfig};
 use super::int8::Int8Linear;
-use super::layers::{Embedding, Linear, activate, attention_bias, check_inputs, masked_softmax};
+use super::layers::{
+    Embedding, Linear, activate, add_layer_norm, attention_bias, check_inputs, masked_softmax,
+};
 use super::{Encoder, base_model};
 use crate::InferError;
 
@@ -328,6 +331,49 @@ impl BertLayer {
         bias: Option<&Tensor>,
         num_heads: usize,
     ) -> candle_core::Result<Tensor> {
+        let context = if xs.dtype() == DType::F32 && xs.device().is_cpu() {
+            // Fused ([`FusedAttention`]) over the stacked states.
+            let qkv = match &self.qkv {
+                Some(qkv) => xs.contiguous()?.apply_op1_no_bwd(qkv.as_ref())?,
+                None => Tensor::cat(
+                    &[
+                        self.query.forward(xs)?,
+                        self.key.forward(xs)?,
+                        self.value.forward(xs)?,
+                    ],
+                    2,
+                )?,
+            };
+            let op = FusedAttention { heads: num_heads };
+            match bias {
+                Some(bias) => qkv.apply_op2_no_bwd(&bias.contiguous()?, &op)?,
+                None => qkv.apply_op1_no_bwd(&op)?,
+            }
+        } else {
+            self.attention_unfused(xs, bias, num_heads)?
+        };
+        let attended = add_layer_norm(
+            &self.attention_norm,
+            &self.attention_out.forward(&context)?,
+            Some(xs),
+        )?;
+        let inner = activate(self.activation, &self.intermediate.forward(&attended)?)?;
+        add_layer_norm(
+            &self.output_norm,
+            &self.output.forward(&inner)?,
+            Some(&attended),
+        )
+    }
+
+    /// Attention by candle's ops (dtypes and devices [`FusedAttention`]
+    /// does not take): per-head q, k, v, the scores, their softmax, the
+    /// weighted sum, the heads joined; `[b, s, h]`.
+    fn attention_unfused(
+        &self,
+        xs: &Tensor,
+        bias: Option<&Tensor>,
+        num_heads: usize,
+    ) -> candle_core::Result<Tensor> {
         let (b, s, h) = xs.dims3()?;
         let head_dim = h / num_heads;
         let heads = |t: Tensor| -> candle_core::Result<Tensor> {
@@ -337,37 +383,16 @@ impl BertLayer {
         };
         // The 1/√d scale goes on the queries (s·h values), not on the scores
         // (s² per head).
-        let (q, k, v) = match &self.qkv {
-            Some(qkv) => {
-                let all = xs.contiguous()?.apply_op1_no_bwd(qkv.as_ref())?;
-                (
-                    all.narrow(2, 0, h)?,
-                    all.narrow(2, h, h)?,
-                    all.narrow(2, 2 * h, h)?,
-                )
-            }
-            None => (
-                self.query.forward(xs)?,
-                self.key.forward(xs)?,
-                self.value.forward(xs)?,
-            ),
-        };
-        let q = heads((q / (head_dim as f64).sqrt())?)?;
-        let k = heads(k)?;
-        let v = heads(v)?;
+        let q = heads((self.query.forward(xs)? / (head_dim as f64).sqrt())?)?;
+        let k = heads(self.key.forward(xs)?)?;
+        let v = heads(self.value.forward(xs)?)?;
         let scores = q.matmul(&k.t()?)?;
         let probs = masked_softmax(&scores, bias)?;
-        let context = probs
+        probs
             .matmul(&v)?
             .transpose(1, 2)?
             .contiguous()?
-            .reshape((b, s, h))?;
-        let attended = self
-            .attention_norm
-            .forward(&(self.attention_out.forward(&context)? + xs)?)?;
-        let inner = activate(self.activation, &self.intermediate.forward(&attended)?)?;
-        self.output_norm
-            .forward(&(self.output.forward(&inner)? + attended)?)
+            .reshape((b, s, h))
     }
 }
 
@@ -757,7 +782,7 @@ impl BertModel {
         let summed = words
             .broadcast_add(&positions)?
             .broadcast_add(&token_type)?;
-        let mut xs = emb.layer_norm.forward(&summed)?;
+        let mut xs = add_layer_norm(&emb.layer_norm, &summed, None)?;
         let mut kept: Vec<Option<Tensor>> = vec![None; layers.len()];
         let mut keep = |index: usize, xs: &Tensor| -> candle_core::Result<()> {
             for (slot, _) in kept.iter_mut().zip(layers).filter(|(_, l)| **l == index) {

@@ -9,6 +9,7 @@ use candle_core::{DType, Module, Tensor};
 use candle_nn::VarBuilder;
 
 use super::int8::Int8Linear;
+use super::simd::{self, Fused, Madd, Unfused, lanes_fold};
 use crate::InferError;
 
 /// A linear layer `y = x Wᵀ + b` whose weight `[out, in]` is either a dense
@@ -437,14 +438,193 @@ impl candle_core::CustomOp1 for GeluErf {
         use rayon::prelude::*;
         let src = contiguous_f32(self.name(), storage, layout)?;
         let mut out = vec![0f32; src.len()];
+        let fast = simd::avx512_available();
         out.par_chunks_mut(GELU_CHUNK)
             .zip(src.par_chunks(GELU_CHUNK))
             .for_each(|(out, src)| {
-                for (o, &x) in out.iter_mut().zip(src) {
-                    *o = 0.5 * x * (1.0 + erf_f32(x * std::f32::consts::FRAC_1_SQRT_2));
+                if fast {
+                    #[allow(unsafe_code)]
+                    // SAFETY: `avx512_available` checked that the CPU has the
+                    // features `gelu_avx512` is built for.
+                    unsafe {
+                        gelu_avx512(out, src)
+                    }
+                } else {
+                    gelu(out, src)
                 }
             });
         Ok((candle_core::CpuStorage::F32(out), layout.shape().clone()))
+    }
+}
+
+#[inline(always)]
+fn gelu(out: &mut [f32], src: &[f32]) {
+    for (o, &x) in out.iter_mut().zip(src) {
+        *o = 0.5 * x * (1.0 + erf_f32(x * std::f32::consts::FRAC_1_SQRT_2));
+    }
+}
+
+/// [`gelu`] built for AVX-512 ([`simd`]).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,fma")]
+fn gelu_avx512(out: &mut [f32], src: &[f32]) {
+    gelu(out, src)
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn gelu_avx512(out: &mut [f32], src: &[f32]) {
+    gelu(out, src)
+}
+
+/// Rows per task when splitting a LayerNorm across threads.
+const NORM_ROWS: usize = 32;
+
+/// `LayerNorm(xs + residual)` over the last dimension (`residual` `None`:
+/// of `xs` alone). For f32 on the CPU one op ([`AddLayerNorm`]): the sum,
+/// the mean, the variance about the mean and the affine map in one sweep of
+/// each row while it is in L1, 16 lanes wide, rows split across threads.
+/// candle's LayerNorm summed each row in scalar code, one rayon task a row.
+/// Other dtypes and devices: candle's add and LayerNorm.
+pub fn add_layer_norm(
+    norm: &candle_nn::LayerNorm,
+    xs: &Tensor,
+    residual: Option<&Tensor>,
+) -> candle_core::Result<Tensor> {
+    let f32_cpu = |t: &Tensor| t.dtype() == DType::F32 && t.device().is_cpu();
+    let fused = f32_cpu(xs)
+        && residual.is_none_or(|r| f32_cpu(r) && r.dims() == xs.dims())
+        && norm.remove_mean()
+        && f32_cpu(norm.weight())
+        && norm.bias().is_none_or(f32_cpu);
+    if !fused {
+        return match residual {
+            Some(r) => norm.forward(&(xs + r)?),
+            None => norm.forward(xs),
+        };
+    }
+    let weight = norm.weight().to_vec1::<f32>()?;
+    let bias = match norm.bias() {
+        Some(b) => b.to_vec1::<f32>()?,
+        None => vec![0.0; weight.len()],
+    };
+    let op = AddLayerNorm {
+        weight,
+        bias,
+        eps: norm.eps() as f32,
+    };
+    let xs = xs.contiguous()?;
+    match residual {
+        Some(r) => xs.apply_op2_no_bwd(&r.contiguous()?, &op),
+        None => xs.apply_op1_no_bwd(&op),
+    }
+}
+
+/// The op behind [`add_layer_norm`].
+#[derive(Debug, Clone)]
+pub struct AddLayerNorm {
+    weight: Vec<f32>,
+    bias: Vec<f32>,
+    eps: f32,
+}
+
+impl AddLayerNorm {
+    fn rows(&self, xs: &[f32], residual: Option<&[f32]>) -> candle_core::Result<Vec<f32>> {
+        use rayon::prelude::*;
+        let n = self.weight.len();
+        if n == 0 || !xs.len().is_multiple_of(n) {
+            candle_core::bail!("layer-norm: {} values for rows of {n}", xs.len());
+        }
+        let mut out = xs.to_vec();
+        let fast = simd::avx512_available();
+        out.par_chunks_mut(NORM_ROWS * n)
+            .enumerate()
+            .for_each(|(i, out)| {
+                let residual = residual.map(|r| &r[i * NORM_ROWS * n..][..out.len()]);
+                if fast {
+                    #[allow(unsafe_code)]
+                    // SAFETY: `avx512_available` checked that the CPU has the
+                    // features `norm_avx512` is built for.
+                    unsafe {
+                        norm_avx512(self, out, residual)
+                    }
+                } else {
+                    self.norm::<Unfused>(out, residual)
+                }
+            });
+        Ok(out)
+    }
+
+    /// Rows of `out` (holding `xs`) replaced by `LayerNorm(xs + residual)`.
+    #[inline(always)]
+    fn norm<M: Madd>(&self, out: &mut [f32], residual: Option<&[f32]>) {
+        let n = self.weight.len();
+        for (i, row) in out.chunks_exact_mut(n).enumerate() {
+            if let Some(r) = residual {
+                for (o, &r) in row.iter_mut().zip(&r[i * n..(i + 1) * n]) {
+                    *o += r;
+                }
+            }
+            let mean = lanes_fold(row, 0.0, |a, b| a + b) / n as f32;
+            for o in row.iter_mut() {
+                *o -= mean;
+            }
+            let var = simd::sum_squares::<M>(row) / n as f32;
+            let inv = 1.0 / (var + self.eps).sqrt();
+            for ((o, &w), &b) in row.iter_mut().zip(&self.weight).zip(&self.bias) {
+                *o = M::madd(*o * inv, w, b);
+            }
+        }
+    }
+}
+
+/// [`AddLayerNorm::norm`] built for AVX-512 ([`simd`]).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,fma")]
+fn norm_avx512(op: &AddLayerNorm, out: &mut [f32], residual: Option<&[f32]>) {
+    op.norm::<Fused>(out, residual)
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn norm_avx512(op: &AddLayerNorm, out: &mut [f32], residual: Option<&[f32]>) {
+    op.norm::<Unfused>(out, residual)
+}
+
+impl candle_core::CustomOp1 for AddLayerNorm {
+    fn name(&self) -> &'static str {
+        "layer-norm"
+    }
+
+    fn cpu_fwd(
+        &self,
+        storage: &candle_core::CpuStorage,
+        layout: &candle_core::Layout,
+    ) -> candle_core::Result<(candle_core::CpuStorage, candle_core::Shape)> {
+        let xs = contiguous_f32(self.name(), storage, layout)?;
+        let out = self.rows(xs, None)?;
+        Ok((candle_core::CpuStorage::F32(out), layout.shape().clone()))
+    }
+}
+
+impl candle_core::CustomOp2 for AddLayerNorm {
+    fn name(&self) -> &'static str {
+        "add-layer-norm"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &candle_core::CpuStorage,
+        l1: &candle_core::Layout,
+        s2: &candle_core::CpuStorage,
+        l2: &candle_core::Layout,
+    ) -> candle_core::Result<(candle_core::CpuStorage, candle_core::Shape)> {
+        let name = candle_core::CustomOp2::name(self);
+        let xs = contiguous_f32(name, s1, l1)?;
+        let residual = contiguous_f32(name, s2, l2)?;
+        if xs.len() != residual.len() {
+            candle_core::bail!("{name}: {:?} and {:?}", l1.dims(), l2.dims());
+        }
+        let out = self.rows(xs, Some(residual))?;
+        Ok((candle_core::CpuStorage::F32(out), l1.shape().clone()))
     }
 }
 
@@ -504,7 +684,7 @@ impl MaskedSoftmax {
                     // Max, exp and sum as separate passes, the reductions
                     // over 8 lanes: a loop carrying one running sum (or
                     // `f32::max`'s NaN rules) stays scalar.
-                    let max = lanes_fold(out, f32::NEG_INFINITY, |m, x| if x > m { x } else { m });
+                    let max = lanes_fold(out, f32::NEG_INFINITY, simd::max);
                     for o in out.iter_mut() {
                         *o = exp_f32(*o - max);
                     }
@@ -517,24 +697,6 @@ impl MaskedSoftmax {
             });
         out
     }
-}
-
-/// `f` folded over `xs` in 8 interleaved lanes, then across them: the same
-/// value for max, a reassociated one for sums, in a form that vectorises.
-#[inline(always)]
-fn lanes_fold(xs: &[f32], init: f32, f: impl Fn(f32, f32) -> f32) -> f32 {
-    let mut acc = [init; 8];
-    let mut chunks = xs.chunks_exact(8);
-    for chunk in &mut chunks {
-        for (a, &x) in acc.iter_mut().zip(chunk) {
-            *a = f(*a, x);
-        }
-    }
-    let mut out = init;
-    for &x in chunks.remainder() {
-        out = f(out, x);
-    }
-    acc.into_iter().fold(out, &f)
 }
 
 /// The f32 values of a contiguous CPU tensor, for custom ops (`name` in
@@ -751,5 +913,47 @@ mod tests {
         let strided = t.t().unwrap();
         let ours = activate(candle_nn::Activation::Gelu, &strided).unwrap();
         assert!(max_abs_diff(&ours, &strided.gelu_erf().unwrap()) < 2e-6);
+    }
+
+    #[test]
+    fn the_portable_gelu_matches_the_avx512_build() {
+        let xs: Vec<f32> = (0..1_000).map(|i| (i as f32 - 500.0) * 1.3e-2).collect();
+        let mut portable = vec![0f32; xs.len()];
+        gelu(&mut portable, &xs);
+        let t = Tensor::new(xs.as_slice(), &candle_core::Device::Cpu).unwrap();
+        let want = t.gelu_erf().unwrap().to_vec1::<f32>().unwrap();
+        for (a, b) in portable.iter().zip(&want) {
+            assert!((a - b).abs() < 2e-6, "{a} {b}");
+        }
+    }
+
+    #[test]
+    fn add_layer_norm_matches_candle_s_both_builds() {
+        let dev = candle_core::Device::Cpu;
+        // 70 rows: more than one task's worth, and a last task short.
+        let xs = Tensor::randn(0f32, 3.0, (2, 35, 48), &dev).unwrap();
+        let res = (Tensor::randn(0f32, 1.0, (2, 35, 48), &dev).unwrap() + 5.0).unwrap();
+        let weight = Tensor::randn(1f32, 0.2, 48, &dev).unwrap();
+        let bias = Tensor::randn(0f32, 0.2, 48, &dev).unwrap();
+        let norm = candle_nn::LayerNorm::new(weight.clone(), bias.clone(), 1e-12);
+        let want = candle_nn::Module::forward(&norm, &(&xs + &res).unwrap()).unwrap();
+        let ours = add_layer_norm(&norm, &xs, Some(&res)).unwrap();
+        assert!(max_abs_diff(&ours, &want) < 1e-5);
+        let alone = add_layer_norm(&norm, &xs, None).unwrap();
+        let want_alone = candle_nn::Module::forward(&norm, &xs).unwrap();
+        assert!(max_abs_diff(&alone, &want_alone) < 1e-5);
+        // The portable build, whatever this CPU has.
+        let op = AddLayerNorm {
+            weight: weight.to_vec1().unwrap(),
+            bias: bias.to_vec1().unwrap(),
+            eps: 1e-12,
+        };
+        let mut out = xs.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let res = res.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        op.norm::<Unfused>(&mut out, Some(&res));
+        let portable = Tensor::from_vec(out, (2, 35, 48), &dev).unwrap();
+        assert!(max_abs_diff(&portable, &want) < 1e-5);
+        // Rows that do not divide the data are an error, not a panic.
+        assert!(op.rows(&[0.0; 47], None).is_err());
     }
 }

@@ -16,6 +16,7 @@ use candle_nn::VarBuilder;
 
 use crate::InferError;
 
+pub mod attention;
 pub mod bert;
 pub mod deberta_v2;
 pub mod e5;
@@ -25,6 +26,7 @@ pub mod hf_config;
 pub mod hub;
 pub mod int8;
 pub mod layers;
+mod simd;
 pub mod xlm_roberta;
 
 pub use bert::{BertConfig, BertModel, Positions};

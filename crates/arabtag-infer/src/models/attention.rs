@@ -1,0 +1,743 @@
+//! BERT self-attention fused for f32 on the CPU.
+//!
+//! From the stacked query-key-value states `[b, s, 3h]` (queries, then keys,
+//! then values, each `heads × d` wide) to the context `[b, s, h]`, without
+//! the tensors candle's path makes: no per-head copies of q, k and v, no
+//! `[b, heads, s, s]` scores and probabilities, no transposes back. Each task
+//! takes one sequence, one head and up to [`TASK_ROWS`] query rows:
+//!
+//! 1. the head's keys transposed to `[d, keys]` and its values copied to
+//!    `[keys, d]` (a few tens of kB, in L2);
+//! 2. for each [`MR`] query rows, the scores against all keys in blocks of
+//!    [`NC`] keys (the block's sums stay in registers over `d`), scaled by
+//!    `1/√d` on the queries;
+//! 3. the softmax of each row with the padding bias added, by
+//!    [`exp_f32`];
+//! 4. the rows' weighted sums of the values, [`MR`] rows × 32 (or 16)
+//!    columns at a time.
+//!
+//! Keys past the last unmasked one are skipped (their weight would be
+//! `exp(-3.4e38) = 0`); masked keys before it get the bias as candle's path
+//! adds it. Tasks run on every rayon thread; the loops are [`simd`]'s, built
+//! for AVX-512 where the CPU has it.
+
+use rayon::prelude::*;
+
+use super::layers::{contiguous_f32, exp_f32};
+use super::simd::{self, Fused, Madd, Unfused, lanes_fold};
+
+/// Query rows per task.
+const TASK_ROWS: usize = 64;
+/// Query rows per pass of the inner loops.
+const MR: usize = 4;
+/// Keys per block of scores (two 16-lane registers per row).
+const NC: usize = 32;
+
+/// The attention op: `heads` heads over `[b, s, 3h]` stacked states, an
+/// optional additive key bias `[b, 1, 1, s]` (or `[b, s]`).
+#[derive(Debug, Clone, Copy)]
+pub struct FusedAttention {
+    pub heads: usize,
+}
+
+/// One task's inputs.
+#[derive(Debug, Clone, Copy)]
+struct Job<'a> {
+    /// One sequence's stacked states, `[s, 3h]`.
+    seq: &'a [f32],
+    /// Its key bias, `[s]`.
+    bias: Option<&'a [f32]>,
+    s: usize,
+    h: usize,
+    d: usize,
+    head: usize,
+    rows: (usize, usize),
+}
+
+impl FusedAttention {
+    /// The context `[b, s, h]` of `qkv` `[b, s, 3h]`, row-major.
+    pub fn context(&self, qkv: &[f32], bias: Option<&[f32]>, b: usize, s: usize) -> Vec<f32> {
+        let h = qkv.len() / (3 * b * s).max(1);
+        let d = h / self.heads.max(1);
+        let blocks = s.div_ceil(TASK_ROWS);
+        let tasks: Vec<(usize, usize, usize)> = (0..b)
+            .flat_map(|i| {
+                (0..self.heads).flat_map(move |head| (0..blocks).map(move |k| (i, head, k)))
+            })
+            .collect();
+        let fast = simd::avx512_available();
+        let parts: Vec<Vec<f32>> = tasks
+            .par_iter()
+            .map(|&(i, head, k)| {
+                let job = Job {
+                    seq: &qkv[i * s * 3 * h..(i + 1) * s * 3 * h],
+                    bias: bias.map(|bias| &bias[i * s..(i + 1) * s]),
+                    s,
+                    h,
+                    d,
+                    head,
+                    rows: (k * TASK_ROWS, ((k + 1) * TASK_ROWS).min(s)),
+                };
+                if fast {
+                    #[allow(unsafe_code)]
+                    // SAFETY: `avx512_available` checked that the CPU has
+                    // the features `job_avx512` is built for.
+                    unsafe {
+                        job_avx512(&job)
+                    }
+                } else {
+                    job.run::<Unfused, false>()
+                }
+            })
+            .collect();
+        let mut out = vec![0f32; b * s * h];
+        for (&(i, head, k), part) in tasks.iter().zip(&parts) {
+            for (r, row) in part.chunks_exact(d).enumerate() {
+                let at = (i * s + k * TASK_ROWS + r) * h + head * d;
+                out[at..at + d].copy_from_slice(row);
+            }
+        }
+        out
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,fma")]
+fn job_avx512(job: &Job<'_>) -> Vec<f32> {
+    job.run::<Fused, true>()
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn job_avx512(job: &Job<'_>) -> Vec<f32> {
+    job.run::<Unfused, false>()
+}
+
+/// Keys `0..end` take part: those after the last unmasked one have weight 0.
+fn key_end(bias: Option<&[f32]>, s: usize) -> usize {
+    let masked = f32::MIN / 2.0;
+    match bias {
+        Some(bias) => match bias.iter().rposition(|&x| x > masked) {
+            Some(last) => last + 1,
+            // Every key masked: candle's path gives equal weights to all.
+            None => s,
+        },
+        None => s,
+    }
+}
+
+impl Job<'_> {
+    /// The context rows `rows` of this head, `[rows, d]`. `AVX512`: the
+    /// products by [`avx512`]'s kernels, which only [`job_avx512`] may ask.
+    #[inline(always)]
+    fn run<M: Madd, const AVX512: bool>(&self) -> Vec<f32> {
+        let Job {
+            seq, s, h, d, head, ..
+        } = *self;
+        let width = 3 * h;
+        let keys = key_end(self.bias, s);
+        let padded = keys.div_ceil(NC) * NC;
+        // Keys transposed, `[d, padded]` (zeros past `keys`); values `[keys, d]`.
+        let mut kt = vec![0f32; d * padded];
+        let mut v = vec![0f32; keys * d];
+        // The transpose 16 keys at a time: 16 rows of `d` read, `d` runs of
+        // 16 written (a key at a time, the writes `padded` apart would all
+        // fall in the same few cache sets).
+        for (block, rows) in seq[..keys * width].chunks(16 * width).enumerate() {
+            let j0 = block * 16;
+            let mut tile = [[0f32; 16]; 64];
+            for c0 in (0..d).step_by(64) {
+                let cols = (d - c0).min(64);
+                for (jj, row) in rows.chunks_exact(width).enumerate() {
+                    let k = &row[h + head * d + c0..h + head * d + c0 + cols];
+                    for (t, &x) in tile.iter_mut().zip(k) {
+                        t[jj] = x;
+                    }
+                }
+                let n = rows.len() / width;
+                for (c, t) in tile.iter().take(cols).enumerate() {
+                    let at = (c0 + c) * padded + j0;
+                    kt[at..at + n].copy_from_slice(&t[..n]);
+                }
+            }
+            for (jj, row) in rows.chunks_exact(width).enumerate() {
+                let j = j0 + jj;
+                v[j * d..(j + 1) * d]
+                    .copy_from_slice(&row[2 * h + head * d..2 * h + (head + 1) * d]);
+            }
+        }
+        let scale = 1.0 / (d as f32).sqrt();
+        let (first, last) = self.rows;
+        let mut out = vec![0f32; (last - first) * d];
+        // The pass's queries `[d][MR]` and scores `[MR][padded]`.
+        let mut qt = vec![[0f32; MR]; d];
+        let mut p = vec![0f32; MR * padded];
+        for r0 in (first..last).step_by(MR) {
+            let m = MR.min(last - r0);
+            for (r, row) in seq[r0 * width..].chunks(width).take(MR).enumerate() {
+                for (q, &x) in qt.iter_mut().zip(&row[head * d..(head + 1) * d]) {
+                    q[r] = x * scale;
+                }
+            }
+            for q in &mut qt {
+                q[m..].fill(0.0);
+            }
+            if AVX512 {
+                #[allow(unsafe_code)]
+                // SAFETY: `AVX512` is true only in `job_avx512`, which runs
+                // after `avx512_available`.
+                unsafe {
+                    avx512::scores(&qt, &kt, &mut p, padded)
+                }
+            } else {
+                scores::<M>(&qt, &kt, &mut p, padded);
+            }
+            for row in p.chunks_exact_mut(padded).take(m) {
+                let bias = self.bias.map(|b| &b[..keys]);
+                if AVX512 {
+                    #[allow(unsafe_code)]
+                    // SAFETY: as for the scores.
+                    unsafe {
+                        avx512::softmax(&mut row[..keys], bias)
+                    }
+                } else {
+                    softmax(&mut row[..keys], bias);
+                }
+            }
+            let at = (r0 - first) * d;
+            let rows = &mut out[at..at + m * d];
+            let mut c0 = 0;
+            while c0 + 32 <= d {
+                if AVX512 {
+                    #[allow(unsafe_code)]
+                    // SAFETY: as for the scores.
+                    unsafe {
+                        avx512::weighted::<2>(&p, padded, keys, &v, d, c0, rows)
+                    }
+                } else {
+                    weighted::<M, 32>(&p, padded, keys, &v, d, c0, rows);
+                }
+                c0 += 32;
+            }
+            while c0 + 16 <= d {
+                if AVX512 {
+                    #[allow(unsafe_code)]
+                    // SAFETY: as for the scores.
+                    unsafe {
+                        avx512::weighted::<1>(&p, padded, keys, &v, d, c0, rows)
+                    }
+                } else {
+                    weighted::<M, 16>(&p, padded, keys, &v, d, c0, rows);
+                }
+                c0 += 16;
+            }
+            for c in c0..d {
+                for (o, prow) in rows.chunks_exact_mut(d).zip(p.chunks_exact(padded)) {
+                    let mut sum = 0.0;
+                    for (&x, vrow) in prow[..keys].iter().zip(v.chunks_exact(d)) {
+                        sum = M::madd(x, vrow[c], sum);
+                    }
+                    o[c] = sum;
+                }
+            }
+        }
+        out
+    }
+}
+
+/// `p[r][j] = Σ_c qt[c][r] · kt[c][j]` for the [`MR`] rows and all
+/// `padded` keys, [`NC`] keys at a time with the sums in registers.
+#[inline(always)]
+fn scores<M: Madd>(qt: &[[f32; MR]], kt: &[f32], p: &mut [f32], padded: usize) {
+    for j0 in (0..padded).step_by(NC) {
+        let mut acc = [[0f32; NC]; MR];
+        for (q, krow) in qt.iter().zip(kt.chunks_exact(padded)) {
+            let (k, _) = krow[j0..j0 + NC].as_chunks::<NC>();
+            let k = &k[0];
+            for (a, &x) in acc.iter_mut().zip(q) {
+                for (a, &y) in a.iter_mut().zip(k) {
+                    *a = M::madd(x, y, *a);
+                }
+            }
+        }
+        for (row, a) in p.chunks_exact_mut(padded).zip(&acc) {
+            row[j0..j0 + NC].copy_from_slice(a);
+        }
+    }
+}
+
+/// `row = softmax(row + bias)`, in place.
+#[inline(always)]
+fn softmax(row: &mut [f32], bias: Option<&[f32]>) {
+    if let Some(bias) = bias {
+        for (x, &b) in row.iter_mut().zip(bias) {
+            *x += b;
+        }
+    }
+    let max = lanes_fold(row, f32::NEG_INFINITY, simd::max);
+    for x in row.iter_mut() {
+        *x = exp_f32(*x - max);
+    }
+    let inv = 1.0 / lanes_fold(row, 0.0, |a, b| a + b);
+    for x in row.iter_mut() {
+        *x *= inv;
+    }
+}
+
+/// Columns `c0..c0 + W` of the rows' weighted sums of the values:
+/// `rows[r][c] = Σ_j p[r][j] · v[j][c]` over `keys` keys (`p`'s rows are
+/// `padded` long).
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn weighted<M: Madd, const W: usize>(
+    p: &[f32],
+    padded: usize,
+    keys: usize,
+    v: &[f32],
+    d: usize,
+    c0: usize,
+    rows: &mut [f32],
+) {
+    let mut acc = [[0f32; W]; MR];
+    for (j, vrow) in v.chunks_exact(d).take(keys).enumerate() {
+        let (vv, _) = vrow[c0..c0 + W].as_chunks::<W>();
+        let vv = &vv[0];
+        for (r, a) in acc.iter_mut().enumerate() {
+            let x = p[r * padded + j];
+            for (a, &y) in a.iter_mut().zip(vv) {
+                *a = M::madd(x, y, *a);
+            }
+        }
+    }
+    for (row, a) in rows.chunks_exact_mut(d).zip(&acc) {
+        row[c0..c0 + W].copy_from_slice(a);
+    }
+}
+
+/// [`scores`] and [`weighted`] in AVX-512 registers: LLVM left the
+/// portable loops scalar, sums on the stack.
+#[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)]
+mod avx512 {
+    use std::arch::x86_64::*;
+
+    use super::{MR, NC};
+
+    /// As [`super::scores`].
+    #[target_feature(enable = "avx512f,fma")]
+    pub(super) fn scores(qt: &[[f32; MR]], kt: &[f32], p: &mut [f32], padded: usize) {
+        assert!(
+            padded.is_multiple_of(NC) && kt.len() >= qt.len() * padded && p.len() >= MR * padded
+        );
+        for j0 in (0..padded).step_by(NC) {
+            let mut acc = [[_mm512_setzero_ps(); 2]; MR];
+            for (q, krow) in qt.iter().zip(kt.chunks_exact(padded)) {
+                let k = &krow[j0..j0 + NC];
+                // SAFETY: `k` holds NC = 32 floats: two loads of 16.
+                let (k0, k1) = unsafe {
+                    (
+                        _mm512_loadu_ps(k.as_ptr()),
+                        _mm512_loadu_ps(k.as_ptr().add(16)),
+                    )
+                };
+                for (a, &x) in acc.iter_mut().zip(q) {
+                    let x = _mm512_set1_ps(x);
+                    a[0] = _mm512_fmadd_ps(x, k0, a[0]);
+                    a[1] = _mm512_fmadd_ps(x, k1, a[1]);
+                }
+            }
+            for (row, a) in p.chunks_exact_mut(padded).zip(&acc) {
+                let out = &mut row[j0..j0 + NC];
+                // SAFETY: `out` holds 32 floats: two stores of 16.
+                unsafe {
+                    _mm512_storeu_ps(out.as_mut_ptr(), a[0]);
+                    _mm512_storeu_ps(out.as_mut_ptr().add(16), a[1]);
+                }
+            }
+        }
+    }
+
+    /// As [`super::softmax`]: the bias added and the max taken in one pass,
+    /// then [`super::exp_f32`]'s steps 16 lanes at a time (2ⁿ by `scalef`),
+    /// the sum, the scaling; the last lanes under a mask.
+    #[target_feature(enable = "avx512f,fma")]
+    pub(super) fn softmax(row: &mut [f32], bias: Option<&[f32]>) {
+        let n = row.len();
+        if let Some(bias) = bias {
+            assert!(bias.len() >= n);
+        }
+        let tail = |i: usize| -> __mmask16 {
+            let left = n - i;
+            if left >= 16 {
+                0xffff
+            } else {
+                (1u16 << left) - 1
+            }
+        };
+        let ptr = row.as_mut_ptr();
+        let mut max = _mm512_set1_ps(f32::NEG_INFINITY);
+        for i in (0..n).step_by(16) {
+            let k = tail(i);
+            // SAFETY: the mask keeps lanes below n - i: inside `row` and
+            // `bias` (asserted at least as long).
+            unsafe {
+                let mut x = _mm512_mask_loadu_ps(max, k, ptr.add(i));
+                if let Some(bias) = bias {
+                    x = _mm512_mask_add_ps(x, k, x, _mm512_maskz_loadu_ps(k, bias.as_ptr().add(i)));
+                    _mm512_mask_storeu_ps(ptr.add(i), k, x);
+                }
+                max = _mm512_max_ps(max, x);
+            }
+        }
+        let max = _mm512_set1_ps(_mm512_reduce_max_ps(max));
+        let mut sum = _mm512_setzero_ps();
+        for i in (0..n).step_by(16) {
+            let k = tail(i);
+            // SAFETY: as above.
+            unsafe {
+                let x = _mm512_sub_ps(_mm512_maskz_loadu_ps(k, ptr.add(i)), max);
+                let e = exp(x);
+                sum = _mm512_mask_add_ps(sum, k, sum, e);
+                _mm512_mask_storeu_ps(ptr.add(i), k, e);
+            }
+        }
+        let inv = _mm512_set1_ps(1.0 / _mm512_reduce_add_ps(sum));
+        for i in (0..n).step_by(16) {
+            let k = tail(i);
+            // SAFETY: as above.
+            unsafe {
+                let x = _mm512_maskz_loadu_ps(k, ptr.add(i));
+                _mm512_mask_storeu_ps(ptr.add(i), k, _mm512_mul_ps(x, inv));
+            }
+        }
+    }
+
+    /// [`super::exp_f32`] on 16 lanes.
+    #[inline]
+    #[target_feature(enable = "avx512f,fma")]
+    fn exp(x: __m512) -> __m512 {
+        let below = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(x, _mm512_set1_ps(-87.0));
+        let x = _mm512_min_ps(
+            _mm512_max_ps(x, _mm512_set1_ps(-87.0)),
+            _mm512_set1_ps(88.0),
+        );
+        let n = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
+            _mm512_mul_ps(x, _mm512_set1_ps(std::f32::consts::LOG2_E)),
+        );
+        let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693_359_4), x);
+        let r = _mm512_fmadd_ps(n, _mm512_set1_ps(2.121_944_4e-4), r);
+        let mut p = _mm512_set1_ps(1.987_569_1e-4);
+        for c in [
+            1.398_199_9e-3,
+            8.333_452e-3,
+            4.166_579_6e-2,
+            1.666_666_5e-1,
+            0.5,
+        ] {
+            p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(c));
+        }
+        let y = _mm512_add_ps(
+            _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), r),
+            _mm512_set1_ps(1.0),
+        );
+        _mm512_maskz_mov_ps(!below, _mm512_scalef_ps(y, n))
+    }
+
+    /// As [`super::weighted`] with `W = 16 · V`.
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx512f,fma")]
+    pub(super) fn weighted<const V: usize>(
+        p: &[f32],
+        padded: usize,
+        keys: usize,
+        v: &[f32],
+        d: usize,
+        c0: usize,
+        rows: &mut [f32],
+    ) {
+        assert!(c0 + 16 * V <= d && keys <= padded && p.len() >= MR * padded);
+        let mut acc = [[_mm512_setzero_ps(); V]; MR];
+        for (j, vrow) in v.chunks_exact(d).take(keys).enumerate() {
+            let vv = &vrow[c0..c0 + 16 * V];
+            let mut y = [_mm512_setzero_ps(); V];
+            for (i, y) in y.iter_mut().enumerate() {
+                // SAFETY: `vv` holds 16 · V floats; this reads 16 at 16 · i.
+                *y = unsafe { _mm512_loadu_ps(vv.as_ptr().add(16 * i)) };
+            }
+            for (r, a) in acc.iter_mut().enumerate() {
+                // SAFETY: r < MR and j < keys ≤ padded, so the index is
+                // below MR · padded ≤ p.len() (asserted above).
+                let x = _mm512_set1_ps(unsafe { *p.get_unchecked(r * padded + j) });
+                for (a, &y) in a.iter_mut().zip(&y) {
+                    *a = _mm512_fmadd_ps(x, y, *a);
+                }
+            }
+        }
+        for (row, a) in rows.chunks_exact_mut(d).zip(&acc) {
+            let out = &mut row[c0..c0 + 16 * V];
+            for (i, &a) in a.iter().enumerate() {
+                // SAFETY: `out` holds 16 · V floats; this writes 16 at 16 · i.
+                unsafe { _mm512_storeu_ps(out.as_mut_ptr().add(16 * i), a) };
+            }
+        }
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+mod avx512 {
+    use super::{MR, Unfused};
+
+    pub(super) fn scores(qt: &[[f32; MR]], kt: &[f32], p: &mut [f32], padded: usize) {
+        super::scores::<Unfused>(qt, kt, p, padded)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn weighted<const V: usize>(
+        p: &[f32],
+        padded: usize,
+        keys: usize,
+        v: &[f32],
+        d: usize,
+        c0: usize,
+        rows: &mut [f32],
+    ) {
+        match V {
+            2 => super::weighted::<Unfused, 32>(p, padded, keys, v, d, c0, rows),
+            _ => super::weighted::<Unfused, 16>(p, padded, keys, v, d, c0, rows),
+        }
+    }
+
+    pub(super) fn softmax(row: &mut [f32], bias: Option<&[f32]>) {
+        super::softmax(row, bias)
+    }
+}
+
+impl candle_core::CustomOp1 for FusedAttention {
+    fn name(&self) -> &'static str {
+        "fused-attention"
+    }
+
+    fn cpu_fwd(
+        &self,
+        storage: &candle_core::CpuStorage,
+        layout: &candle_core::Layout,
+    ) -> candle_core::Result<(candle_core::CpuStorage, candle_core::Shape)> {
+        let qkv = contiguous_f32(self.name(), storage, layout)?;
+        let (b, s, w) = layout.shape().dims3()?;
+        check(self.heads, w)?;
+        let out = self.context(qkv, None, b, s);
+        Ok((candle_core::CpuStorage::F32(out), (b, s, w / 3).into()))
+    }
+}
+
+impl candle_core::CustomOp2 for FusedAttention {
+    fn name(&self) -> &'static str {
+        "fused-attention"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &candle_core::CpuStorage,
+        l1: &candle_core::Layout,
+        s2: &candle_core::CpuStorage,
+        l2: &candle_core::Layout,
+    ) -> candle_core::Result<(candle_core::CpuStorage, candle_core::Shape)> {
+        let name = candle_core::CustomOp2::name(self);
+        let qkv = contiguous_f32(name, s1, l1)?;
+        let bias = contiguous_f32(name, s2, l2)?;
+        let (b, s, w) = l1.shape().dims3()?;
+        check(self.heads, w)?;
+        if bias.len() != b * s {
+            candle_core::bail!(
+                "{name}: bias {:?} for states {:?}",
+                l2.shape().dims(),
+                l1.shape().dims()
+            );
+        }
+        let out = self.context(qkv, Some(bias), b, s);
+        Ok((candle_core::CpuStorage::F32(out), (b, s, w / 3).into()))
+    }
+}
+
+fn check(heads: usize, width: usize) -> candle_core::Result<()> {
+    if heads == 0 || !width.is_multiple_of(3 * heads) {
+        candle_core::bail!("fused-attention: {width} stacked columns for {heads} heads");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use candle_core::{Device, Tensor};
+
+    use super::*;
+    use crate::models::layers::{attention_bias, masked_softmax};
+
+    /// candle's path: per-head q, k, v, scores, softmax with the bias,
+    /// weighted sum, heads joined.
+    fn reference(qkv: &Tensor, mask: Option<&Tensor>, heads: usize) -> Tensor {
+        let (b, s, w) = qkv.dims3().unwrap();
+        let h = w / 3;
+        let d = h / heads;
+        let split = |i: usize| {
+            qkv.narrow(2, i * h, h)
+                .unwrap()
+                .reshape((b, s, heads, d))
+                .unwrap()
+                .transpose(1, 2)
+                .unwrap()
+                .contiguous()
+                .unwrap()
+        };
+        let q = (split(0) / (d as f64).sqrt()).unwrap();
+        let (k, v) = (split(1), split(2));
+        let scores = q.matmul(&k.t().unwrap()).unwrap();
+        let bias = mask.map(|m| attention_bias(m, candle_core::DType::F32).unwrap());
+        let probs = masked_softmax(&scores, bias.as_ref()).unwrap();
+        probs
+            .matmul(&v)
+            .unwrap()
+            .transpose(1, 2)
+            .unwrap()
+            .contiguous()
+            .unwrap()
+            .reshape((b, s, h))
+            .unwrap()
+    }
+
+    fn fused(qkv: &Tensor, mask: Option<&Tensor>, heads: usize, fast: bool) -> Vec<f32> {
+        let (b, s, _) = qkv.dims3().unwrap();
+        let data = qkv.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let bias = mask.map(|m| {
+            attention_bias(m, candle_core::DType::F32)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap()
+        });
+        let op = FusedAttention { heads };
+        if !fast {
+            // The portable build, whatever this CPU has.
+            let h = data.len() / (3 * b * s);
+            let d = h / heads;
+            let mut out = vec![0f32; b * s * h];
+            for i in 0..b {
+                for head in 0..heads {
+                    let job = Job {
+                        seq: &data[i * s * 3 * h..(i + 1) * s * 3 * h],
+                        bias: bias.as_deref().map(|x| &x[i * s..(i + 1) * s]),
+                        s,
+                        h,
+                        d,
+                        head,
+                        rows: (0, s),
+                    };
+                    for (r, row) in job.run::<Unfused, false>().chunks_exact(d).enumerate() {
+                        let at = (i * s + r) * h + head * d;
+                        out[at..at + d].copy_from_slice(row);
+                    }
+                }
+            }
+            return out;
+        }
+        op.context(&data, bias.as_deref(), b, s)
+    }
+
+    fn check_shapes(b: usize, s: usize, heads: usize, d: usize, lens: &[u32]) {
+        let dev = Device::Cpu;
+        let qkv = Tensor::randn(0f32, 2.0, (b, s, 3 * heads * d), &dev).unwrap();
+        let mask: Vec<u32> = (0..b)
+            .flat_map(|i| (0..s as u32).map(move |j| u32::from(j < lens[i])))
+            .collect();
+        let mask = Tensor::from_vec(mask, (b, s), &dev).unwrap();
+        let padded = lens.iter().any(|&l| (l as usize) < s);
+        let mask = padded.then_some(&mask);
+        let want = reference(&qkv, mask, heads)
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        for fast in [true, false] {
+            let got = fused(&qkv, mask, heads, fast);
+            let worst = want
+                .iter()
+                .zip(&got)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0f32, f32::max);
+            assert!(
+                worst < 2e-5,
+                "b {b} s {s} heads {heads} d {d} lens {lens:?} fast {fast}: {worst}"
+            );
+        }
+    }
+
+    #[test]
+    fn matches_candle_s_attention() {
+        // One sequence, no padding, a multiple of every block.
+        check_shapes(1, 128, 2, 32, &[128]);
+        // Ragged lengths with padding; a head width of 16 and one of 24
+        // (the 16-wide and the single-column loops).
+        check_shapes(3, 77, 3, 32, &[77, 40, 1]);
+        check_shapes(2, 70, 2, 16, &[5, 70]);
+        check_shapes(2, 33, 4, 24, &[33, 20]);
+        // More rows than a task takes.
+        check_shapes(1, 150, 1, 64, &[150]);
+    }
+
+    #[test]
+    fn a_masked_key_inside_the_sequence_gets_no_weight() {
+        let dev = Device::Cpu;
+        let qkv = Tensor::randn(0f32, 1.0, (1, 6, 6), &dev).unwrap();
+        let mask = Tensor::new(&[[1u32, 1, 0, 1, 0, 0]], &dev).unwrap();
+        let want = reference(&qkv, Some(&mask), 1)
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        let got = fused(&qkv, Some(&mask), 1, true);
+        for (a, b) in want.iter().zip(&got) {
+            assert!((a - b).abs() < 1e-5, "{want:?} {got:?}");
+        }
+        // And the op itself, through candle.
+        let bias = attention_bias(&mask, candle_core::DType::F32).unwrap();
+        let op = qkv
+            .apply_op2_no_bwd(&bias, &FusedAttention { heads: 1 })
+            .unwrap();
+        assert_eq!(op.dims(), &[1, 6, 2]);
+        let op = op.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert_eq!(op, got);
+    }
+
+    #[test]
+    fn the_avx512_softmax_matches_the_portable_one() {
+        if !simd::avx512_available() {
+            return;
+        }
+        let dev = Device::Cpu;
+        // Lengths around the 16-lane steps; some keys masked.
+        for n in [1usize, 15, 16, 17, 40, 333] {
+            let row = Tensor::randn(0f32, 8.0, n, &dev)
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap();
+            let bias: Vec<f32> = (0..n)
+                .map(|j| if j % 7 == 3 { f32::MIN } else { 0.0 })
+                .collect();
+            for bias in [None, Some(bias.as_slice())] {
+                let mut portable = row.clone();
+                softmax(&mut portable, bias);
+                let mut fast = row.clone();
+                #[allow(unsafe_code)]
+                // SAFETY: checked above that the CPU has AVX-512.
+                unsafe {
+                    avx512::softmax(&mut fast, bias)
+                };
+                for (a, b) in portable.iter().zip(&fast) {
+                    assert!((a - b).abs() < 1e-6, "n {n}: {a} {b}");
+                }
+                let sum: f32 = fast.iter().sum();
+                assert!((sum - 1.0).abs() < 1e-5, "n {n}: sums to {sum}");
+            }
+        }
+    }
+}
