@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use arabtag_records::{CharText, Document, Record, STANCE_LABELS, Span, error_chain};
 use arabtag_tokenizer::SubwordEncoder;
 use candle_core::{D, DType as CandleDType, Device, Tensor};
+use rayon::prelude::*;
 
 use crate::InferError;
 use crate::config::{DType, NerHead, ResolvedSource, StanceConfig, StanceMethod, VerifiedModel};
@@ -588,9 +589,10 @@ impl Tagger {
             }
         }
         if let Some((task, thresholds)) = &self.stance {
-            for (record, text) in records.iter_mut().zip(&texts) {
+            // Documents side by side on rayon's threads, as the NER batches.
+            records.par_iter_mut().zip(&texts).for_each(|(record, text)| {
                 if record.error.is_some() {
-                    continue;
+                    return;
                 }
                 let spans = segment_spans(text);
                 let result = self
@@ -603,7 +605,7 @@ impl Tagger {
                         record.error = Some(error_chain(&e));
                     }
                 }
-            }
+            });
         }
         Ok(records)
     }

@@ -18,6 +18,7 @@
 use std::ops::Range;
 
 use arabtag_tokenizer::{SpecialTokens, Window};
+use rayon::prelude::*;
 use candle_core::{DType, Device, Tensor};
 
 use crate::InferError;
@@ -296,7 +297,7 @@ pub fn token_logits<H>(
     head: &H,
 ) -> Result<Vec<Result<TokenRows, InferError>>, InferError>
 where
-    H: Fn(&Tensor) -> Result<Tensor, InferError> + ?Sized,
+    H: Fn(&Tensor) -> Result<Tensor, InferError> + Sync + ?Sized,
 {
     let mut errors: Vec<Option<InferError>> = docs
         .iter()
@@ -308,9 +309,15 @@ where
         tracing::debug_span!("token_logits", docs = docs.len(), batches = batches.len()).entered();
     let mut rows: Vec<Vec<Option<Vec<f32>>>> =
         docs.iter().map(|d| vec![None; d.ids.len()]).collect();
-    for refs in &batches {
-        let packed = pack(docs, refs, batching.wrapping);
-        match run_batch(&packed, batching, model, head) {
+    // The batches run side by side on rayon's threads (each batch's own ops
+    // split across them too): a thread done with its share of one product
+    // takes up another batch instead of waiting.
+    let outs: Vec<_> = batches
+        .par_iter()
+        .map(|refs| run_batch(&pack(docs, refs, batching.wrapping), batching, model, head))
+        .collect();
+    for (refs, out) in batches.iter().zip(outs) {
+        match out {
             Ok(out) => scatter(docs, refs, out, batching.wrapping, &mut rows),
             Err(err) => {
                 tracing::debug!(error = %err, rows = refs.len(), "batch failed; retrying its windows one by one");

@@ -105,7 +105,7 @@ pub fn ner_logits<H>(
     options: &NerOptions<'_>,
 ) -> Result<Vec<Result<DocLogits, InferError>>, InferError>
 where
-    H: Fn(&Tensor) -> Result<Tensor, InferError>,
+    H: Fn(&Tensor) -> Result<Tensor, InferError> + Sync,
 {
     let wrapping = Wrapping::from_special(model.tokenizer.special_tokens())?;
     let window = window_len(options, model.encoder, &wrapping)?;
@@ -194,7 +194,7 @@ pub fn tag_ner<H>(
     options: &NerOptions<'_>,
 ) -> Result<Vec<Result<Vec<Entity>, InferError>>, InferError>
 where
-    H: Fn(&Tensor) -> Result<Tensor, InferError>,
+    H: Fn(&Tensor) -> Result<Tensor, InferError> + Sync,
 {
     let _span = tracing::debug_span!("tag_ner", docs = docs.len()).entered();
     let logits = ner_logits(docs, model, options)?;
