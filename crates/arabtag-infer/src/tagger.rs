@@ -590,22 +590,25 @@ impl Tagger {
         }
         if let Some((task, thresholds)) = &self.stance {
             // Documents side by side on rayon's threads, as the NER batches.
-            records.par_iter_mut().zip(&texts).for_each(|(record, text)| {
-                if record.error.is_some() {
-                    return;
-                }
-                let spans = segment_spans(text);
-                let result = self
-                    .stance_scores(task, text, &spans)
-                    .and_then(|scores| label_segments(&spans, &scores, thresholds));
-                match result {
-                    Ok(segments) => record.segments = segments,
-                    Err(e) => {
-                        record.entities.clear();
-                        record.error = Some(error_chain(&e));
+            records
+                .par_iter_mut()
+                .zip(&texts)
+                .for_each(|(record, text)| {
+                    if record.error.is_some() {
+                        return;
                     }
-                }
-            });
+                    let spans = segment_spans(text);
+                    let result = self
+                        .stance_scores(task, text, &spans)
+                        .and_then(|scores| label_segments(&spans, &scores, thresholds));
+                    match result {
+                        Ok(segments) => record.segments = segments,
+                        Err(e) => {
+                            record.entities.clear();
+                            record.error = Some(error_chain(&e));
+                        }
+                    }
+                });
         }
         Ok(records)
     }

@@ -10,11 +10,11 @@
 //!    `[keys, d]` (a few tens of kB, in L2);
 //! 2. for each [`MR`] query rows, the scores against all keys in blocks of
 //!    [`NC`] keys (the block's sums stay in registers over `d`), scaled by
-//!    `1/√d` on the queries;
-//! 3. the softmax of each row with the padding bias added, by
-//!    [`exp_f32`];
+//!    `1/√d` on the queries, the padding bias added and each row's largest
+//!    kept on the way;
+//! 3. the exponentials ([`exp_f32`]) and their sum, one pass;
 //! 4. the rows' weighted sums of the values, [`MR`] rows × 32 (or 16)
-//!    columns at a time.
+//!    columns at a time, divided by the rows' sums as they are stored.
 //!
 //! Keys past the last unmasked one are skipped (their weight would be
 //! `exp(-3.4e38) = 0`); masked keys before it get the bias as candle's path
@@ -27,9 +27,9 @@ use super::layers::{contiguous_f32, exp_f32};
 use super::simd::{self, Fused, Madd, Unfused, lanes_fold};
 
 /// Query rows per task.
-const TASK_ROWS: usize = 64;
+const TASK_ROWS: usize = 256;
 /// Query rows per pass of the inner loops.
-const MR: usize = 4;
+const MR: usize = 8;
 /// Keys per block of scores (two 16-lane registers per row).
 const NC: usize = 32;
 
@@ -127,7 +127,7 @@ fn key_end(bias: Option<&[f32]>, s: usize) -> usize {
 
 impl Job<'_> {
     /// The context rows `rows` of this head, `[rows, d]`. `AVX512`: the
-    /// products by [`avx512`]'s kernels, which only [`job_avx512`] may ask.
+    /// loops by [`avx512`]'s kernels, which only [`job_avx512`] may ask.
     #[inline(always)]
     fn run<M: Madd, const AVX512: bool>(&self) -> Vec<f32> {
         let Job {
@@ -165,43 +165,52 @@ impl Job<'_> {
                     .copy_from_slice(&row[2 * h + head * d..2 * h + (head + 1) * d]);
             }
         }
+        // The bias of each padded key: the mask's (0 without one), -∞ past
+        // `keys`, so the padding's zero scores drop out of the softmax.
+        let mut bias = vec![f32::NEG_INFINITY; padded];
+        for (j, b) in bias.iter_mut().take(keys).enumerate() {
+            *b = self.bias.map_or(0.0, |bias| bias[j]);
+        }
         let scale = 1.0 / (d as f32).sqrt();
         let (first, last) = self.rows;
         let mut out = vec![0f32; (last - first) * d];
-        // The pass's queries `[d][MR]` and scores `[MR][padded]`.
-        let mut qt = vec![[0f32; MR]; d];
+        // The pass's queries `[MR][d]` (scaled) and scores `[MR][padded]`.
+        let mut q = vec![0f32; MR * d];
         let mut p = vec![0f32; MR * padded];
         for r0 in (first..last).step_by(MR) {
             let m = MR.min(last - r0);
-            for (r, row) in seq[r0 * width..].chunks(width).take(MR).enumerate() {
-                for (q, &x) in qt.iter_mut().zip(&row[head * d..(head + 1) * d]) {
-                    q[r] = x * scale;
+            q.fill(0.0);
+            for (q, row) in q
+                .chunks_exact_mut(d)
+                .zip(seq[r0 * width..].chunks(width).take(m))
+            {
+                for (q, &x) in q.iter_mut().zip(&row[head * d..(head + 1) * d]) {
+                    *q = x * scale;
                 }
             }
-            for q in &mut qt {
-                q[m..].fill(0.0);
-            }
-            if AVX512 {
+            let max = if AVX512 {
                 #[allow(unsafe_code)]
                 // SAFETY: `AVX512` is true only in `job_avx512`, which runs
                 // after `avx512_available`.
                 unsafe {
-                    avx512::scores(&qt, &kt, &mut p, padded)
+                    avx512::scores(&q, d, &kt, &bias, &mut p, padded)
                 }
             } else {
-                scores::<M>(&qt, &kt, &mut p, padded);
-            }
-            for row in p.chunks_exact_mut(padded).take(m) {
-                let bias = self.bias.map(|b| &b[..keys]);
-                if AVX512 {
+                scores::<M>(&q, d, &kt, &bias, &mut p, padded)
+            };
+            // The softmax's exponentials; its division goes on the sums.
+            let mut inv = [0f32; MR];
+            for ((row, inv), max) in p.chunks_exact_mut(padded).zip(&mut inv).zip(max).take(m) {
+                let sum = if AVX512 {
                     #[allow(unsafe_code)]
                     // SAFETY: as for the scores.
                     unsafe {
-                        avx512::softmax(&mut row[..keys], bias)
+                        avx512::exp_sum(row, max)
                     }
                 } else {
-                    softmax(&mut row[..keys], bias);
-                }
+                    exp_sum(row, max)
+                };
+                *inv = 1.0 / sum;
             }
             let at = (r0 - first) * d;
             let rows = &mut out[at..at + m * d];
@@ -211,10 +220,10 @@ impl Job<'_> {
                     #[allow(unsafe_code)]
                     // SAFETY: as for the scores.
                     unsafe {
-                        avx512::weighted::<2>(&p, padded, keys, &v, d, c0, rows)
+                        avx512::weighted::<2>(&p, padded, keys, &v, d, c0, &inv, rows)
                     }
                 } else {
-                    weighted::<M, 32>(&p, padded, keys, &v, d, c0, rows);
+                    weighted::<M, 32>(&p, padded, keys, &v, d, c0, &inv, rows);
                 }
                 c0 += 32;
             }
@@ -223,20 +232,24 @@ impl Job<'_> {
                     #[allow(unsafe_code)]
                     // SAFETY: as for the scores.
                     unsafe {
-                        avx512::weighted::<1>(&p, padded, keys, &v, d, c0, rows)
+                        avx512::weighted::<1>(&p, padded, keys, &v, d, c0, &inv, rows)
                     }
                 } else {
-                    weighted::<M, 16>(&p, padded, keys, &v, d, c0, rows);
+                    weighted::<M, 16>(&p, padded, keys, &v, d, c0, &inv, rows);
                 }
                 c0 += 16;
             }
             for c in c0..d {
-                for (o, prow) in rows.chunks_exact_mut(d).zip(p.chunks_exact(padded)) {
+                for ((o, prow), &inv) in rows
+                    .chunks_exact_mut(d)
+                    .zip(p.chunks_exact(padded))
+                    .zip(&inv)
+                {
                     let mut sum = 0.0;
                     for (&x, vrow) in prow[..keys].iter().zip(v.chunks_exact(d)) {
                         sum = M::madd(x, vrow[c], sum);
                     }
-                    o[c] = sum;
+                    o[c] = sum * inv;
                 }
             }
         }
@@ -244,48 +257,52 @@ impl Job<'_> {
     }
 }
 
-/// `p[r][j] = Σ_c qt[c][r] · kt[c][j]` for the [`MR`] rows and all
-/// `padded` keys, [`NC`] keys at a time with the sums in registers.
+/// `p[r][j] = Σ_c q[r][c] · kt[c][j] + bias[j]` for the [`MR`] rows and all
+/// `padded` keys, [`NC`] keys at a time with the sums in registers; returns
+/// each row's largest.
 #[inline(always)]
-fn scores<M: Madd>(qt: &[[f32; MR]], kt: &[f32], p: &mut [f32], padded: usize) {
+fn scores<M: Madd>(
+    q: &[f32],
+    d: usize,
+    kt: &[f32],
+    bias: &[f32],
+    p: &mut [f32],
+    padded: usize,
+) -> [f32; MR] {
+    let mut max = [f32::NEG_INFINITY; MR];
     for j0 in (0..padded).step_by(NC) {
         let mut acc = [[0f32; NC]; MR];
-        for (q, krow) in qt.iter().zip(kt.chunks_exact(padded)) {
-            let (k, _) = krow[j0..j0 + NC].as_chunks::<NC>();
-            let k = &k[0];
-            for (a, &x) in acc.iter_mut().zip(q) {
+        for (c, krow) in kt.chunks_exact(padded).take(d).enumerate() {
+            let k = &krow[j0..j0 + NC];
+            for (r, a) in acc.iter_mut().enumerate() {
+                let x = q[r * d + c];
                 for (a, &y) in a.iter_mut().zip(k) {
                     *a = M::madd(x, y, *a);
                 }
             }
         }
-        for (row, a) in p.chunks_exact_mut(padded).zip(&acc) {
-            row[j0..j0 + NC].copy_from_slice(a);
+        for ((row, a), max) in p.chunks_exact_mut(padded).zip(&acc).zip(&mut max) {
+            for ((o, &a), &b) in row[j0..j0 + NC].iter_mut().zip(a).zip(&bias[j0..j0 + NC]) {
+                *o = a + b;
+                *max = simd::max(*max, *o);
+            }
         }
     }
+    max
 }
 
-/// `row = softmax(row + bias)`, in place.
+/// `row = exp(row - max)` in place; returns the sum.
 #[inline(always)]
-fn softmax(row: &mut [f32], bias: Option<&[f32]>) {
-    if let Some(bias) = bias {
-        for (x, &b) in row.iter_mut().zip(bias) {
-            *x += b;
-        }
-    }
-    let max = lanes_fold(row, f32::NEG_INFINITY, simd::max);
+fn exp_sum(row: &mut [f32], max: f32) -> f32 {
     for x in row.iter_mut() {
         *x = exp_f32(*x - max);
     }
-    let inv = 1.0 / lanes_fold(row, 0.0, |a, b| a + b);
-    for x in row.iter_mut() {
-        *x *= inv;
-    }
+    lanes_fold(row, 0.0, |a, b| a + b)
 }
 
-/// Columns `c0..c0 + W` of the rows' weighted sums of the values:
-/// `rows[r][c] = Σ_j p[r][j] · v[j][c]` over `keys` keys (`p`'s rows are
-/// `padded` long).
+/// Columns `c0..c0 + W` of the rows' weighted sums of the values, each row
+/// scaled by its `inv`: `rows[r][c] = inv[r] · Σ_j p[r][j] · v[j][c]` over
+/// `keys` keys (`p`'s rows are `padded` long).
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn weighted<M: Madd, const W: usize>(
@@ -295,12 +312,12 @@ fn weighted<M: Madd, const W: usize>(
     v: &[f32],
     d: usize,
     c0: usize,
+    inv: &[f32; MR],
     rows: &mut [f32],
 ) {
     let mut acc = [[0f32; W]; MR];
     for (j, vrow) in v.chunks_exact(d).take(keys).enumerate() {
-        let (vv, _) = vrow[c0..c0 + W].as_chunks::<W>();
-        let vv = &vv[0];
+        let vv = &vrow[c0..c0 + W];
         for (r, a) in acc.iter_mut().enumerate() {
             let x = p[r * padded + j];
             for (a, &y) in a.iter_mut().zip(vv) {
@@ -308,13 +325,15 @@ fn weighted<M: Madd, const W: usize>(
             }
         }
     }
-    for (row, a) in rows.chunks_exact_mut(d).zip(&acc) {
-        row[c0..c0 + W].copy_from_slice(a);
+    for ((row, a), &inv) in rows.chunks_exact_mut(d).zip(&acc).zip(inv) {
+        for (o, &a) in row[c0..c0 + W].iter_mut().zip(a) {
+            *o = a * inv;
+        }
     }
 }
 
-/// [`scores`] and [`weighted`] in AVX-512 registers: LLVM left the
-/// portable loops scalar, sums on the stack.
+/// [`scores`], [`exp_sum`] and [`weighted`] in AVX-512 registers: LLVM
+/// left the portable loops scalar, sums on the stack.
 #[cfg(target_arch = "x86_64")]
 #[allow(unsafe_code)]
 mod avx512 {
@@ -322,96 +341,84 @@ mod avx512 {
 
     use super::{MR, NC};
 
-    /// As [`super::scores`].
+    /// As [`super::scores`]: for each block of 32 keys, the [`MR`] × 2
+    /// sums in registers over `d` steps of two key loads, [`MR`] query
+    /// broadcasts and 2·[`MR`] FMAs, by pointers (indexing kept the row
+    /// addresses on the stack).
     #[target_feature(enable = "avx512f,fma")]
-    pub(super) fn scores(qt: &[[f32; MR]], kt: &[f32], p: &mut [f32], padded: usize) {
+    pub(super) fn scores(
+        q: &[f32],
+        d: usize,
+        kt: &[f32],
+        bias: &[f32],
+        p: &mut [f32],
+        padded: usize,
+    ) -> [f32; MR] {
         assert!(
-            padded.is_multiple_of(NC) && kt.len() >= qt.len() * padded && p.len() >= MR * padded
+            padded.is_multiple_of(NC)
+                && q.len() >= MR * d
+                && kt.len() >= d * padded
+                && bias.len() >= padded
+                && p.len() >= MR * padded
         );
+        let mut max = [_mm512_set1_ps(f32::NEG_INFINITY); MR];
+        let (q, kt, bias, p) = (q.as_ptr(), kt.as_ptr(), bias.as_ptr(), p.as_mut_ptr());
         for j0 in (0..padded).step_by(NC) {
             let mut acc = [[_mm512_setzero_ps(); 2]; MR];
-            for (q, krow) in qt.iter().zip(kt.chunks_exact(padded)) {
-                let k = &krow[j0..j0 + NC];
-                // SAFETY: `k` holds NC = 32 floats: two loads of 16.
-                let (k0, k1) = unsafe {
-                    (
-                        _mm512_loadu_ps(k.as_ptr()),
-                        _mm512_loadu_ps(k.as_ptr().add(16)),
-                    )
-                };
-                for (a, &x) in acc.iter_mut().zip(q) {
-                    let x = _mm512_set1_ps(x);
-                    a[0] = _mm512_fmadd_ps(x, k0, a[0]);
-                    a[1] = _mm512_fmadd_ps(x, k1, a[1]);
+            // SAFETY: every read is inside the slices asserted above: key
+            // `c · padded + j0 + 0..32` with c < d and j0 + 32 ≤ padded,
+            // query `r · d + c` with r < MR, bias and scores `j0 + 0..32`
+            // of rows below MR.
+            unsafe {
+                let mut k = kt.add(j0);
+                for c in 0..d {
+                    let (k0, k1) = (_mm512_loadu_ps(k), _mm512_loadu_ps(k.add(16)));
+                    for (r, a) in acc.iter_mut().enumerate() {
+                        let x = _mm512_set1_ps(*q.add(r * d + c));
+                        a[0] = _mm512_fmadd_ps(x, k0, a[0]);
+                        a[1] = _mm512_fmadd_ps(x, k1, a[1]);
+                    }
+                    k = k.add(padded);
                 }
-            }
-            for (row, a) in p.chunks_exact_mut(padded).zip(&acc) {
-                let out = &mut row[j0..j0 + NC];
-                // SAFETY: `out` holds 32 floats: two stores of 16.
-                unsafe {
-                    _mm512_storeu_ps(out.as_mut_ptr(), a[0]);
-                    _mm512_storeu_ps(out.as_mut_ptr().add(16), a[1]);
+                let (b0, b1) = (
+                    _mm512_loadu_ps(bias.add(j0)),
+                    _mm512_loadu_ps(bias.add(j0 + 16)),
+                );
+                for (r, (a, max)) in acc.iter().zip(&mut max).enumerate() {
+                    let (s0, s1) = (_mm512_add_ps(a[0], b0), _mm512_add_ps(a[1], b1));
+                    *max = _mm512_max_ps(*max, _mm512_max_ps(s0, s1));
+                    let out = p.add(r * padded + j0);
+                    _mm512_storeu_ps(out, s0);
+                    _mm512_storeu_ps(out.add(16), s1);
                 }
             }
         }
+        max.map(|m| _mm512_reduce_max_ps(m))
     }
 
-    /// As [`super::softmax`]: the bias added and the max taken in one pass,
-    /// then [`super::exp_f32`]'s steps 16 lanes at a time (2ⁿ by `scalef`),
-    /// the sum, the scaling; the last lanes under a mask.
+    /// As [`super::exp_sum`], on rows of a multiple of 16.
     #[target_feature(enable = "avx512f,fma")]
-    pub(super) fn softmax(row: &mut [f32], bias: Option<&[f32]>) {
-        let n = row.len();
-        if let Some(bias) = bias {
-            assert!(bias.len() >= n);
-        }
-        let tail = |i: usize| -> __mmask16 {
-            let left = n - i;
-            if left >= 16 {
-                0xffff
-            } else {
-                (1u16 << left) - 1
-            }
-        };
-        let ptr = row.as_mut_ptr();
-        let mut max = _mm512_set1_ps(f32::NEG_INFINITY);
-        for i in (0..n).step_by(16) {
-            let k = tail(i);
-            // SAFETY: the mask keeps lanes below n - i: inside `row` and
-            // `bias` (asserted at least as long).
-            unsafe {
-                let mut x = _mm512_mask_loadu_ps(max, k, ptr.add(i));
-                if let Some(bias) = bias {
-                    x = _mm512_mask_add_ps(x, k, x, _mm512_maskz_loadu_ps(k, bias.as_ptr().add(i)));
-                    _mm512_mask_storeu_ps(ptr.add(i), k, x);
-                }
-                max = _mm512_max_ps(max, x);
-            }
-        }
-        let max = _mm512_set1_ps(_mm512_reduce_max_ps(max));
+    pub(super) fn exp_sum(row: &mut [f32], max: f32) -> f32 {
+        let max = _mm512_set1_ps(max);
         let mut sum = _mm512_setzero_ps();
-        for i in (0..n).step_by(16) {
-            let k = tail(i);
-            // SAFETY: as above.
+        let (chunks, rest) = row.as_chunks_mut::<16>();
+        for chunk in chunks {
+            // SAFETY: `chunk` holds 16 floats.
             unsafe {
-                let x = _mm512_sub_ps(_mm512_maskz_loadu_ps(k, ptr.add(i)), max);
-                let e = exp(x);
-                sum = _mm512_mask_add_ps(sum, k, sum, e);
-                _mm512_mask_storeu_ps(ptr.add(i), k, e);
+                let e = exp(_mm512_sub_ps(_mm512_loadu_ps(chunk.as_ptr()), max));
+                sum = _mm512_add_ps(sum, e);
+                _mm512_storeu_ps(chunk.as_mut_ptr(), e);
             }
         }
-        let inv = _mm512_set1_ps(1.0 / _mm512_reduce_add_ps(sum));
-        for i in (0..n).step_by(16) {
-            let k = tail(i);
-            // SAFETY: as above.
-            unsafe {
-                let x = _mm512_maskz_loadu_ps(k, ptr.add(i));
-                _mm512_mask_storeu_ps(ptr.add(i), k, _mm512_mul_ps(x, inv));
-            }
+        let mut total = _mm512_reduce_add_ps(sum);
+        for x in rest {
+            *x = super::exp_f32(*x - _mm512_cvtss_f32(max));
+            total += *x;
         }
+        total
     }
 
-    /// [`super::exp_f32`] on 16 lanes.
+    /// [`super::exp_f32`] on 16 lanes (2ⁿ by `scalef`).
     #[inline]
     #[target_feature(enable = "avx512f,fma")]
     fn exp(x: __m512) -> __m512 {
@@ -452,31 +459,43 @@ mod avx512 {
         v: &[f32],
         d: usize,
         c0: usize,
+        inv: &[f32; MR],
         rows: &mut [f32],
     ) {
-        assert!(c0 + 16 * V <= d && keys <= padded && p.len() >= MR * padded);
+        assert!(
+            c0 + 16 * V <= d
+                && keys <= padded
+                && p.len() >= MR * padded
+                && v.len() >= keys * d
+                && rows.len().is_multiple_of(d)
+        );
+        // The pass's rows: MR, or fewer at the end of a task.
+        let m = (rows.len() / d).min(MR);
         let mut acc = [[_mm512_setzero_ps(); V]; MR];
-        for (j, vrow) in v.chunks_exact(d).take(keys).enumerate() {
-            let vv = &vrow[c0..c0 + 16 * V];
-            let mut y = [_mm512_setzero_ps(); V];
-            for (i, y) in y.iter_mut().enumerate() {
-                // SAFETY: `vv` holds 16 · V floats; this reads 16 at 16 · i.
-                *y = unsafe { _mm512_loadu_ps(vv.as_ptr().add(16 * i)) };
-            }
-            for (r, a) in acc.iter_mut().enumerate() {
-                // SAFETY: r < MR and j < keys ≤ padded, so the index is
-                // below MR · padded ≤ p.len() (asserted above).
-                let x = _mm512_set1_ps(unsafe { *p.get_unchecked(r * padded + j) });
-                for (a, &y) in a.iter_mut().zip(&y) {
-                    *a = _mm512_fmadd_ps(x, y, *a);
+        // SAFETY: every access is inside the slices asserted above: value
+        // `j · d + c0 + 0..16·V` with j < keys, probability `r · padded + j`
+        // and output `r · d + c0 + 0..16·V` with r < m.
+        unsafe {
+            let (p, mut vrow) = (p.as_ptr(), v.as_ptr().add(c0));
+            for j in 0..keys {
+                let mut y = [_mm512_setzero_ps(); V];
+                for (i, y) in y.iter_mut().enumerate() {
+                    *y = _mm512_loadu_ps(vrow.add(16 * i));
                 }
+                for (r, a) in acc.iter_mut().enumerate() {
+                    let x = _mm512_set1_ps(*p.add(r * padded + j));
+                    for (a, &y) in a.iter_mut().zip(&y) {
+                        *a = _mm512_fmadd_ps(x, y, *a);
+                    }
+                }
+                vrow = vrow.add(d);
             }
-        }
-        for (row, a) in rows.chunks_exact_mut(d).zip(&acc) {
-            let out = &mut row[c0..c0 + 16 * V];
-            for (i, &a) in a.iter().enumerate() {
-                // SAFETY: `out` holds 16 · V floats; this writes 16 at 16 · i.
-                unsafe { _mm512_storeu_ps(out.as_mut_ptr().add(16 * i), a) };
+            let out = rows.as_mut_ptr().add(c0);
+            for (r, (a, &inv)) in acc.iter().zip(inv).enumerate().take(m) {
+                let inv = _mm512_set1_ps(inv);
+                for (i, &a) in a.iter().enumerate() {
+                    _mm512_storeu_ps(out.add(r * d + 16 * i), _mm512_mul_ps(a, inv));
+                }
             }
         }
     }
@@ -486,8 +505,19 @@ mod avx512 {
 mod avx512 {
     use super::{MR, Unfused};
 
-    pub(super) fn scores(qt: &[[f32; MR]], kt: &[f32], p: &mut [f32], padded: usize) {
-        super::scores::<Unfused>(qt, kt, p, padded)
+    pub(super) fn scores(
+        q: &[f32],
+        d: usize,
+        kt: &[f32],
+        bias: &[f32],
+        p: &mut [f32],
+        padded: usize,
+    ) -> [f32; MR] {
+        super::scores::<Unfused>(q, d, kt, bias, p, padded)
+    }
+
+    pub(super) fn exp_sum(row: &mut [f32], max: f32) -> f32 {
+        super::exp_sum(row, max)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -498,16 +528,13 @@ mod avx512 {
         v: &[f32],
         d: usize,
         c0: usize,
+        inv: &[f32; MR],
         rows: &mut [f32],
     ) {
         match V {
-            2 => super::weighted::<Unfused, 32>(p, padded, keys, v, d, c0, rows),
-            _ => super::weighted::<Unfused, 16>(p, padded, keys, v, d, c0, rows),
+            2 => super::weighted::<Unfused, 32>(p, padded, keys, v, d, c0, inv, rows),
+            _ => super::weighted::<Unfused, 16>(p, padded, keys, v, d, c0, inv, rows),
         }
-    }
-
-    pub(super) fn softmax(row: &mut [f32], bias: Option<&[f32]>) {
-        super::softmax(row, bias)
     }
 }
 
@@ -709,35 +736,32 @@ mod tests {
     }
 
     #[test]
-    fn the_avx512_softmax_matches_the_portable_one() {
+    fn the_avx512_exponentials_match_the_portable_ones() {
         if !simd::avx512_available() {
             return;
         }
         let dev = Device::Cpu;
-        // Lengths around the 16-lane steps; some keys masked.
-        for n in [1usize, 15, 16, 17, 40, 333] {
-            let row = Tensor::randn(0f32, 8.0, n, &dev)
+        // Rows of 16s and with a tail; masked keys (-3.4e38) and padding
+        // (-∞) among them.
+        for n in [16usize, 17, 48, 333] {
+            let mut row = Tensor::randn(0f32, 8.0, n, &dev)
                 .unwrap()
                 .to_vec1::<f32>()
                 .unwrap();
-            let bias: Vec<f32> = (0..n)
-                .map(|j| if j % 7 == 3 { f32::MIN } else { 0.0 })
-                .collect();
-            for bias in [None, Some(bias.as_slice())] {
-                let mut portable = row.clone();
-                softmax(&mut portable, bias);
-                let mut fast = row.clone();
-                #[allow(unsafe_code)]
-                // SAFETY: checked above that the CPU has AVX-512.
-                unsafe {
-                    avx512::softmax(&mut fast, bias)
-                };
-                for (a, b) in portable.iter().zip(&fast) {
-                    assert!((a - b).abs() < 1e-6, "n {n}: {a} {b}");
-                }
-                let sum: f32 = fast.iter().sum();
-                assert!((sum - 1.0).abs() < 1e-5, "n {n}: sums to {sum}");
+            row[n / 2] = f32::MIN;
+            row[n - 1] = f32::NEG_INFINITY;
+            let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let mut portable = row.clone();
+            let want = exp_sum(&mut portable, max);
+            let mut fast = row.clone();
+            #[allow(unsafe_code)]
+            // SAFETY: checked above that the CPU has AVX-512.
+            let got = unsafe { avx512::exp_sum(&mut fast, max) };
+            assert!((want - got).abs() < 1e-5 * want, "n {n}: {want} {got}");
+            for (a, b) in portable.iter().zip(&fast) {
+                assert!((a - b).abs() < 1e-6, "n {n}: {a} {b}");
             }
+            assert_eq!((fast[n / 2], fast[n - 1]), (0.0, 0.0));
         }
     }
 }

@@ -13,15 +13,16 @@
 //!   8-bit weights alone. The bytes are shifted by 128 to unsigned because
 //!   `vpdpbusd` multiplies unsigned by signed bytes; the shift is taken back
 //!   out with the weight rows' sums over each group (`128 · Σ w`), computed
-//!   once;
+//!   once: each group's integer sums start at `-128 · Σ w`;
 //! - each group's products summed in 32-bit integers, 64 products per
-//!   instruction against 16 for an f32 FMA, then scaled to f32 and summed
-//!   over the groups; the row's weight scale and the bias come last.
+//!   instruction against 16 for an f32 FMA, then scaled to f32 and added to
+//!   the row's f32 sum by one FMA; the row's weight scale and the bias come
+//!   last (multiply, then add).
 //!
 //! [`Int8Linear::forward_rows`] picks the AVX-512 VNNI kernel when the CPU has
 //! it and a portable loop otherwise; both do the same integer arithmetic and
-//! the same f32 epilogue (multiply, then add, unfused), so they give the same
-//! bits, which the tests check. The portable loop is slow: callers ask
+//! the same f32 steps (`f32::mul_add` where the kernel has an FMA), so they
+//! give the same bits, which the tests check. The portable loop is slow: callers ask
 //! [`vnni_available`] before choosing 8-bit layers.
 //!
 //! Memory: one byte a weight, a quarter of f32.
@@ -64,8 +65,9 @@ pub struct Int8Linear {
     packed: Vec<i8>,
     /// One scale per output column, `max |w| / 127`.
     scales: Vec<f32>,
-    /// `128 · Σ w[n][k]` over each group of inputs, `[groups, panels · NR]`:
-    /// what the shift to unsigned adds.
+    /// `-128 · Σ w[n][k]` over each group of inputs, `[groups, panels · NR]`:
+    /// minus what the shift to unsigned adds, where a group's integer sums
+    /// start.
     shift: Vec<i32>,
     /// The bias (zeros when the layer has none).
     bias: Vec<f32>,
@@ -153,7 +155,7 @@ impl Int8Linear {
                 packed[at..at + four.len()].copy_from_slice(four);
             }
             for (g, group) in row.chunks(GROUP).enumerate() {
-                shift[g * width + n] = 128 * group.iter().map(|&w| i32::from(w)).sum::<i32>();
+                shift[g * width + n] = -128 * group.iter().map(|&w| i32::from(w)).sum::<i32>();
             }
         }
         Self {
@@ -297,7 +299,7 @@ impl Int8Linear {
                         .zip(&w[start..end])
                         .map(|(&a, &w)| i32::from(a) * i32::from(w))
                         .sum();
-                    let dot = dot - self.shift[g * width + c];
+                    let dot = dot + self.shift[g * width + c];
                     sum = group_sum(sum, dot, x_scales[r * groups + g]);
                 }
                 out[r * n + c] = sum * self.scales[c] + self.bias[c];
@@ -306,10 +308,11 @@ impl Int8Linear {
     }
 }
 
-/// `sum + (dot as f32) · scale`, multiply then add (unfused), as the kernel.
+/// `sum + (dot as f32) · scale` in one rounding (a fused multiply-add), as
+/// the kernel's FMA.
 #[inline(always)]
 fn group_sum(sum: f32, dot: i32, scale: f32) -> f32 {
-    sum + dot as f32 * scale
+    (dot as f32).mul_add(scale, sum)
 }
 
 /// Quantises `row` into `q` group by group (`row.len()` bytes, the rest of
@@ -428,12 +431,33 @@ mod vnni {
         let (n, k4) = (layer.out_features, layer.k4);
         let groups = k4 / GROUP;
         let width = n.div_ceil(NR) * NR;
-        let mut sums = [[_mm512_setzero_ps(); 4]; R];
+        // The tile's f32 sums, kept in memory (`black_box` keeps LLVM from
+        // promoting them to registers: with the 16 integer sums, the weights
+        // and the broadcasts they would not fit, and it spilled them in the
+        // inner loop instead). Each group adds `x_scale · (dot + shift)` by
+        // one FMA.
+        let mut tile = [[_mm512_setzero_ps(); 4]; R];
+        let tile_ptr = std::hint::black_box(tile.as_mut_ptr());
         let a_ptr = a.as_ptr();
         let b_ptr = b.as_ptr();
+        // Steps of 4 inputs per group, opaque to LLVM: knowing it is 8, it
+        // unrolled the loop, hoisted all 32 weight vectors and ran the rows
+        // one after the other, 4 dependent chains at a time instead of 16.
+        let steps = std::hint::black_box(GROUP / 4);
         for g in 0..groups {
-            let mut acc = [[_mm512_setzero_si512(); 4]; R];
-            for step in g * GROUP / 4..(g + 1) * GROUP / 4 {
+            // SAFETY: `shift` has `groups · width` entries and the panel's
+            // 64 columns start at col0 < width.
+            let start = unsafe {
+                let sp = layer.shift.as_ptr().add(g * width + col0);
+                [
+                    _mm512_loadu_si512(sp.cast()),
+                    _mm512_loadu_si512(sp.add(16).cast()),
+                    _mm512_loadu_si512(sp.add(32).cast()),
+                    _mm512_loadu_si512(sp.add(48).cast()),
+                ]
+            };
+            let mut acc = [start; R];
+            for step in g * steps..(g + 1) * steps {
                 // SAFETY: the panel holds k4 / 4 steps of 256 bytes; row
                 // r0 + r of `a` holds k4 bytes (the caller's bounds).
                 unsafe {
@@ -456,26 +480,18 @@ mod vnni {
                     }
                 }
             }
-            // SAFETY: `shift` has `groups · width` entries and the panel's
-            // 64 columns start at col0 < width.
-            let shift = unsafe {
-                let sp = layer.shift.as_ptr().add(g * width + col0);
-                [
-                    _mm512_loadu_si512(sp.cast()),
-                    _mm512_loadu_si512(sp.add(16).cast()),
-                    _mm512_loadu_si512(sp.add(32).cast()),
-                    _mm512_loadu_si512(sp.add(48).cast()),
-                ]
-            };
-            for (r, (acc, sums)) in acc.iter().zip(&mut sums).enumerate() {
+            for (r, acc) in acc.iter().enumerate() {
                 let x_scale = _mm512_set1_ps(a_scales[(r0 + r) * groups + g]);
-                for ((acc, sum), shift) in acc.iter().zip(sums.iter_mut()).zip(&shift) {
-                    let v = _mm512_cvtepi32_ps(_mm512_sub_epi32(*acc, *shift));
-                    *sum = _mm512_add_ps(*sum, _mm512_mul_ps(v, x_scale));
+                for (c, acc) in acc.iter().enumerate() {
+                    // SAFETY: `tile_ptr` points at the R × 4 vectors of `tile`.
+                    unsafe {
+                        let sum = tile_ptr.add(r).cast::<__m512>().add(c);
+                        *sum = _mm512_fmadd_ps(_mm512_cvtepi32_ps(*acc), x_scale, *sum);
+                    }
                 }
             }
         }
-        for (r, sums) in sums.iter().enumerate() {
+        for (r, sums) in tile.iter().enumerate() {
             let row = r0 + r;
             for (c, sum) in sums.iter().enumerate() {
                 let col = col0 + c * 16;

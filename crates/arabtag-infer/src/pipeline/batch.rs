@@ -18,8 +18,8 @@
 use std::ops::Range;
 
 use arabtag_tokenizer::{SpecialTokens, Window};
-use rayon::prelude::*;
 use candle_core::{DType, Device, Tensor};
+use rayon::prelude::*;
 
 use crate::InferError;
 use crate::models::Encoder;
