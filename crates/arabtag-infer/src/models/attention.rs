@@ -214,30 +214,26 @@ impl Job<'_> {
             }
             let at = (r0 - first) * d;
             let rows = &mut out[at..at + m * d];
+            // Columns 32 at a time (two registers a row), then 16, then one.
             let mut c0 = 0;
-            while c0 + 32 <= d {
-                if AVX512 {
-                    #[allow(unsafe_code)]
-                    // SAFETY: as for the scores.
-                    unsafe {
-                        avx512::weighted::<2>(&p, padded, keys, &v, d, c0, &inv, rows)
+            for lanes in [32, 16] {
+                while c0 + lanes <= d {
+                    match (AVX512, lanes) {
+                        #[allow(unsafe_code)]
+                        // SAFETY: as for the scores.
+                        (true, 32) => unsafe {
+                            avx512::weighted::<2>(&p, padded, keys, &v, d, c0, &inv, rows)
+                        },
+                        #[allow(unsafe_code)]
+                        // SAFETY: as for the scores.
+                        (true, _) => unsafe {
+                            avx512::weighted::<1>(&p, padded, keys, &v, d, c0, &inv, rows)
+                        },
+                        (false, 32) => weighted::<M, 32>(&p, padded, keys, &v, d, c0, &inv, rows),
+                        (false, _) => weighted::<M, 16>(&p, padded, keys, &v, d, c0, &inv, rows),
                     }
-                } else {
-                    weighted::<M, 32>(&p, padded, keys, &v, d, c0, &inv, rows);
+                    c0 += lanes;
                 }
-                c0 += 32;
-            }
-            while c0 + 16 <= d {
-                if AVX512 {
-                    #[allow(unsafe_code)]
-                    // SAFETY: as for the scores.
-                    unsafe {
-                        avx512::weighted::<1>(&p, padded, keys, &v, d, c0, &inv, rows)
-                    }
-                } else {
-                    weighted::<M, 16>(&p, padded, keys, &v, d, c0, &inv, rows);
-                }
-                c0 += 16;
             }
             for c in c0..d {
                 for ((o, prow), &inv) in rows
