@@ -4,22 +4,25 @@
 //! then values, each `heads × d` wide) to the context `[b, s, h]`, without
 //! the tensors candle's path makes: no per-head copies of q, k and v, no
 //! `[b, heads, s, s]` scores and probabilities, no transposes back. Each task
-//! takes one sequence, one head and up to [`TASK_ROWS`] query rows:
+//! takes one sequence, one head and up to `TASK_ROWS` (256) query rows:
 //!
 //! 1. the head's keys transposed to `[d, keys]` and its values copied to
 //!    `[keys, d]` (a few tens of kB, in L2);
-//! 2. for each [`MR`] query rows, the scores against all keys in blocks of
-//!    [`NC`] keys (the block's sums stay in registers over `d`), scaled by
+//! 2. for each `MR` (8) query rows, the scores against all keys in blocks of
+//!    `NC` (32) keys (the block's sums stay in registers over `d`), scaled by
 //!    `1/√d` on the queries, the padding bias added and each row's largest
 //!    kept on the way;
 //! 3. the exponentials ([`exp_f32`]) and their sum, one pass;
-//! 4. the rows' weighted sums of the values, [`MR`] rows × 32 (or 16)
+//! 4. the rows' weighted sums of the values, `MR` (8) rows × 32 (or 16)
 //!    columns at a time, divided by the rows' sums as they are stored.
 //!
 //! Keys past the last unmasked one are skipped (their weight would be
 //! `exp(-3.4e38) = 0`); masked keys before it get the bias as candle's path
-//! adds it. Tasks run on every rayon thread; the loops are [`simd`]'s, built
-//! for AVX-512 where the CPU has it.
+//! adds it. Tasks run on every rayon thread; the loops are `simd`'s, built
+//! for AVX-512 where the CPU has it. Their portable build is the reference
+//! the tests hold the AVX-512 kernels to; the encoder
+//! (`BertLayer`) runs this op only where the CPU has AVX-512,
+//! and candle's ops elsewhere, whose matrix products are faster there.
 
 use rayon::prelude::*;
 

@@ -21,6 +21,7 @@ use super::int8::Int8Linear;
 use super::layers::{
     Embedding, Linear, activate, add_layer_norm, attention_bias, check_inputs, masked_softmax,
 };
+use super::simd;
 use super::{Encoder, base_model};
 use crate::InferError;
 
@@ -331,10 +332,17 @@ impl BertLayer {
         bias: Option<&Tensor>,
         num_heads: usize,
     ) -> candle_core::Result<Tensor> {
-        let context = if xs.dtype() == DType::F32 && xs.device().is_cpu() {
-            // Fused ([`FusedAttention`]) over the stacked states.
-            let qkv = match &self.qkv {
-                Some(qkv) => xs.contiguous()?.apply_op1_no_bwd(qkv.as_ref())?,
+        // Fused ([`FusedAttention`]) for f32 on a CPU with AVX-512; elsewhere
+        // candle's ops, whose matrix products beat the fused loops' portable
+        // build there.
+        let fused = xs.dtype() == DType::F32 && xs.device().is_cpu() && simd::avx512_available();
+        let stacked = match &self.qkv {
+            Some(qkv) => Some(xs.contiguous()?.apply_op1_no_bwd(qkv.as_ref())?),
+            None => None,
+        };
+        let context = if fused {
+            let qkv = match stacked {
+                Some(qkv) => qkv,
                 None => Tensor::cat(
                     &[
                         self.query.forward(xs)?,
@@ -350,7 +358,20 @@ impl BertLayer {
                 None => qkv.apply_op1_no_bwd(&op)?,
             }
         } else {
-            self.attention_unfused(xs, bias, num_heads)?
+            let h = xs.dim(2)?;
+            let (q, k, v) = match stacked {
+                Some(all) => (
+                    all.narrow(2, 0, h)?,
+                    all.narrow(2, h, h)?,
+                    all.narrow(2, 2 * h, h)?,
+                ),
+                None => (
+                    self.query.forward(xs)?,
+                    self.key.forward(xs)?,
+                    self.value.forward(xs)?,
+                ),
+            };
+            attention_unfused(&q, &k, &v, bias, num_heads)?
         };
         let attended = add_layer_norm(
             &self.attention_norm,
@@ -364,36 +385,35 @@ impl BertLayer {
             Some(&attended),
         )
     }
+}
 
-    /// Attention by candle's ops (dtypes and devices [`FusedAttention`]
-    /// does not take): per-head q, k, v, the scores, their softmax, the
-    /// weighted sum, the heads joined; `[b, s, h]`.
-    fn attention_unfused(
-        &self,
-        xs: &Tensor,
-        bias: Option<&Tensor>,
-        num_heads: usize,
-    ) -> candle_core::Result<Tensor> {
-        let (b, s, h) = xs.dims3()?;
-        let head_dim = h / num_heads;
-        let heads = |t: Tensor| -> candle_core::Result<Tensor> {
-            t.reshape((b, s, num_heads, head_dim))?
-                .transpose(1, 2)?
-                .contiguous()
-        };
-        // The 1/√d scale goes on the queries (s·h values), not on the scores
-        // (s² per head).
-        let q = heads((self.query.forward(xs)? / (head_dim as f64).sqrt())?)?;
-        let k = heads(self.key.forward(xs)?)?;
-        let v = heads(self.value.forward(xs)?)?;
-        let scores = q.matmul(&k.t()?)?;
-        let probs = masked_softmax(&scores, bias)?;
-        probs
-            .matmul(&v)?
+/// Attention by candle's ops (where [`FusedAttention`] does not run): `q`,
+/// `k`, `v` `[b, s, h]` split into heads, the scores, their softmax with the
+/// key bias, the weighted sum, the heads joined; `[b, s, h]`.
+fn attention_unfused(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    bias: Option<&Tensor>,
+    num_heads: usize,
+) -> candle_core::Result<Tensor> {
+    let (b, s, h) = q.dims3()?;
+    let head_dim = h / num_heads;
+    let heads = |t: &Tensor| -> candle_core::Result<Tensor> {
+        t.reshape((b, s, num_heads, head_dim))?
             .transpose(1, 2)?
-            .contiguous()?
-            .reshape((b, s, h))
-    }
+            .contiguous()
+    };
+    // The 1/√d scale goes on the queries (s·h values), not on the scores
+    // (s² per head).
+    let q = heads(&(q / (head_dim as f64).sqrt())?)?;
+    let scores = q.matmul(&heads(k)?.t()?)?;
+    let probs = masked_softmax(&scores, bias)?;
+    probs
+        .matmul(&heads(v)?)?
+        .transpose(1, 2)?
+        .contiguous()?
+        .reshape((b, s, h))
 }
 
 /// The 0-based layer indices of the `encoder.layer.{i}.…` tensors among
@@ -835,5 +855,38 @@ impl Encoder for BertModel {
 
     fn as_bert(&self) -> Option<&BertModel> {
         Some(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The fallback (candle's ops on q, k, v narrowed from the stacked
+    /// states, as CPUs without AVX-512 run it) and the fused op give the same
+    /// context on a padded batch.
+    #[test]
+    fn candle_s_attention_and_the_fused_op_agree() {
+        let dev = Device::Cpu;
+        let (heads, h) = (4, 64);
+        let stacked = Tensor::randn(0f32, 1.5, (2, 9, 3 * h), &dev).unwrap();
+        let mask = Tensor::new(&[[1u32; 9], [1, 1, 1, 1, 1, 0, 0, 0, 0]], &dev).unwrap();
+        let bias = attention_bias(&mask, DType::F32).unwrap();
+        let part = |i: usize| stacked.narrow(2, i * h, h).unwrap();
+        let theirs = attention_unfused(&part(0), &part(1), &part(2), Some(&bias), heads).unwrap();
+        let ours = stacked
+            .apply_op2_no_bwd(&bias, &FusedAttention { heads })
+            .unwrap();
+        let diff = (ours - theirs)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .max(0)
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert!(diff < 1e-5, "max |difference| {diff}");
     }
 }
