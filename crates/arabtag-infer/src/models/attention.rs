@@ -22,7 +22,7 @@
 //! for AVX-512 where the CPU has it. Their portable build is the reference
 //! the tests hold the AVX-512 kernels to; the encoder
 //! (`BertLayer`) runs this op only where the CPU has AVX-512,
-//! and candle's ops elsewhere, whose matrix products are faster there.
+//! and candle's ops elsewhere: LLVM leaves the portable build scalar.
 
 use rayon::prelude::*;
 
