@@ -879,16 +879,7 @@ mod tests {
         let ours = stacked
             .apply_op2_no_bwd(&bias, &FusedAttention { heads })
             .unwrap();
-        let diff = (ours - theirs)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .max(0)
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
+        let diff = crate::models::layers::tests::max_abs_diff(&ours, &theirs);
         assert!(diff < 1e-5, "max |difference| {diff}");
     }
 }

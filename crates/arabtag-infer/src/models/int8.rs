@@ -22,8 +22,8 @@
 //! [`Int8Linear::forward_rows`] picks the AVX-512 VNNI kernel when the CPU has
 //! it and a portable loop otherwise; both do the same integer arithmetic and
 //! the same f32 steps (`f32::mul_add` where the kernel has an FMA), so they
-//! give the same bits, which the tests check. The portable loop is slow: callers ask
-//! [`vnni_available`] before choosing 8-bit layers.
+//! give the same bits, which the tests check. The portable loop is slow:
+//! callers ask [`vnni_available`] before choosing 8-bit layers.
 //!
 //! Memory: one byte a weight, a quarter of f32.
 

@@ -636,20 +636,35 @@ impl candle_core::CustomOp2 for AddLayerNorm {
 #[inline(always)]
 pub fn exp_f32(x: f32) -> f32 {
     const MAGIC: f32 = 12_582_912.0;
-    let below = x < -87.0;
-    let x = x.clamp(-87.0, 88.0);
+    let below = x < EXP_MIN;
+    let x = x.clamp(EXP_MIN, EXP_MAX);
     let n = (x * std::f32::consts::LOG2_E + MAGIC) - MAGIC;
-    let r = x - n * 0.693_359_4 + n * 2.121_944_4e-4;
-    let mut p = 1.987_569_1e-4f32;
-    p = p * r + 1.398_199_9e-3;
-    p = p * r + 8.333_452e-3;
-    p = p * r + 4.166_579_6e-2;
-    p = p * r + 1.666_666_5e-1;
-    p = p * r + 0.5; // Cephes: 5.0000001201e-1, which is 0.5 in f32
+    let r = x - n * EXP_LN2_HI + n * EXP_LN2_LO;
+    let mut p = EXP_POLY[0];
+    for c in &EXP_POLY[1..] {
+        p = p * r + c;
+    }
     let y = p * (r * r) + r + 1.0;
     let e = y * f32::from_bits(((n as i32 + 127) as u32) << 23);
     if below { 0.0 } else { e }
 }
+
+/// Cephes' `expf` constants, shared by [`exp_f32`] and the fused attention's
+/// 16-lane exp: the clamp, ln 2 in two parts (`r = x - n·HI + n·LO`), and the
+/// polynomial's coefficients, highest degree first (Cephes' last,
+/// 5.0000001201e-1, is 0.5 in f32).
+pub(crate) const EXP_MIN: f32 = -87.0;
+pub(crate) const EXP_MAX: f32 = 88.0;
+pub(crate) const EXP_LN2_HI: f32 = 0.693_359_4;
+pub(crate) const EXP_LN2_LO: f32 = 2.121_944_4e-4;
+pub(crate) const EXP_POLY: [f32; 6] = [
+    1.987_569_1e-4,
+    1.398_199_9e-3,
+    8.333_452e-3,
+    4.166_579_6e-2,
+    1.666_666_5e-1,
+    0.5,
+];
 
 /// Rows per task when splitting a softmax across threads.
 const SOFTMAX_ROWS: usize = 64;
@@ -682,7 +697,7 @@ impl MaskedSoftmax {
                         None => out.copy_from_slice(row),
                     }
                     // Max, exp and sum as separate passes, the reductions
-                    // over 8 lanes: a loop carrying one running sum (or
+                    // over 16 lanes: a loop carrying one running sum (or
                     // `f32::max`'s NaN rules) stays scalar.
                     let max = lanes_fold(out, f32::NEG_INFINITY, simd::max);
                     for o in out.iter_mut() {
@@ -780,7 +795,7 @@ pub fn masked_softmax(scores: &Tensor, bias: Option<&Tensor>) -> candle_core::Re
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -826,7 +841,7 @@ mod tests {
         v.copysign(x)
     }
 
-    fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
+    pub(crate) fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
         (a - b)
             .and_then(|d| d.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>())
             .expect("same shapes")
