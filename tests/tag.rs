@@ -8,7 +8,7 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
-#[path = "../crates/arabtag-infer/tests/common/mod.rs"]
+#[path = "../crates/arabtag-infer/tests/it/common/mod.rs"]
 mod common;
 
 use crate::support::{self, sha256};

@@ -5,6 +5,7 @@
 
 mod bench;
 mod eval;
+mod export;
 mod models;
 mod support;
 mod tag;

@@ -97,6 +97,7 @@ mod issue;
 pub mod metrics;
 mod report;
 pub mod stance;
+pub mod thresholds;
 mod validate;
 
 use std::path::PathBuf;

@@ -246,24 +246,10 @@ pub enum InferError {
         #[source]
         source: tokenizers::Error,
     },
-    // -- training (train/) -------------------------------------------------
+    // -- export and head files ---------------------------------------------
     /// Hidden states asked of a layer the encoder does not have.
     #[error("layer {layer} asked, the encoder has layers 0..={layers} (0 = embeddings)")]
     LayerOutOfRange { layer: usize, layers: usize },
-    /// A training file's tag outside the label set.
-    #[error("sentence {sentence}: tag {tag:?} is not one of the labels {labels:?}")]
-    UnknownTag {
-        sentence: usize,
-        tag: String,
-        labels: Vec<String>,
-    },
-    /// A sentence whose words and tags differ in number.
-    #[error("sentence {sentence}: {words} words but {tags} tags")]
-    TagCount {
-        sentence: usize,
-        words: usize,
-        tags: usize,
-    },
     /// A file could not be written.
     #[error("{}: cannot write", path.display())]
     Write {

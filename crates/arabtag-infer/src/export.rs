@@ -71,7 +71,7 @@ fn load_tensors(path: &Path, device: &Device) -> Result<HashMap<String, Tensor>,
 
 impl NerNetwork {
     /// The NER network of `model`, on the CPU: the encoder as our BERT
-    /// ([`crate::train::load_bert`]), a head file's `encoder.layer.{i}.*`
+    /// ([`crate::loaded::load_bert`]), a head file's `encoder.layer.{i}.*`
     /// tensors in place of its layers, and the head (`weight`, `bias` of the
     /// head file, or the checkpoint's `classifier.*`).
     pub fn load(model: &VerifiedModel) -> Result<Self, InferError> {
@@ -86,7 +86,7 @@ impl NerNetwork {
             ));
         }
         let device = Device::Cpu;
-        let base = crate::train::load_bert(model)?;
+        let base = crate::loaded::load_bert(model)?;
         let depth = match ner.layers.as_slice() {
             [] => base.num_layers(),
             [layer] => *layer,
@@ -105,7 +105,7 @@ impl NerNetwork {
         }
         let (bert, head, head_path, finetuned) = match &ner.head {
             NerHead::File(file) => {
-                let head = crate::tagger::load_head_file(&base, &file.path, &device)?;
+                let head = crate::models::load_head_file(&base, &file.path, &device)?;
                 let (bert, finetuned) = head.layers.unwrap_or((base, Vec::new()));
                 (bert, head.tensors, file.path.clone(), finetuned)
             }

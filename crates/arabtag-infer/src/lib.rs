@@ -9,16 +9,18 @@
 //! - [`pipeline`]: documents to records — windows, batches, logits merged
 //!   back, subwords aggregated to words, BIO decoded to character spans,
 //!   proclitics, label maps; segment stance.
+//! - [`loaded`]: a verified config's encoder as our BERT, for the trainers
+//!   and the exporter.
 //! - [`export`]: a config's NER network as one BERT with a token head, and
 //!   written in the Hugging Face hub layout (`arabtag models export`).
 
 pub mod config;
 pub mod error;
 pub mod export;
+pub mod loaded;
 pub mod models;
 pub mod pipeline;
 pub mod tagger;
-pub mod train;
 
 pub use error::InferError;
 pub use tagger::{TagOptions, Tagger};

@@ -138,54 +138,8 @@ pub struct Tagger {
     options: TagOptions,
 }
 
-/// A head file's tensors, 8-bit matrices dequantised (but for the layers an
-/// 8-bit encoder takes, [`crate::models::BertModel::with_int8_layers_from`], which are left
-/// out), and, when it carries encoder layers (`encoder.layer.{i}.…`, written by `arabtag train ner
-/// --finetune`), `bert` with those layers in place of its own and their
-/// indices.
-pub(crate) fn load_head_file(
-    bert: &crate::models::BertModel,
-    path: &std::path::Path,
-    device: &Device,
-) -> Result<HeadFile, InferError> {
-    let checkpoint = |source: InferError| InferError::Checkpoint {
-        path: path.to_owned(),
-        source: Box::new(source),
-    };
-    let mut tensors =
-        candle_core::safetensors::load(path, device).map_err(|source| checkpoint(source.into()))?;
-    // An 8-bit encoder takes the file's 8-bit layers as they are stored: no
-    // f32 copy (57 MB for e5's eight layers), the same integers.
-    let mut layers = None;
-    if bert.is_int8()
-        && tensors
-            .keys()
-            .any(|k| k.starts_with(LAYER_PREFIX) && k.ends_with(".q8"))
-    {
-        let indices = crate::models::bert::layer_indices(&tensors);
-        let model = bert
-            .with_int8_layers_from(&tensors, &indices)
-            .map_err(checkpoint)?;
-        tensors.retain(|k, _| !k.starts_with(LAYER_PREFIX));
-        layers = Some((model, indices));
-    }
-    let tensors = crate::train::finetune::dequantize_head(tensors).map_err(checkpoint)?;
-    if layers.is_none() && tensors.keys().any(|k| k.starts_with(LAYER_PREFIX)) {
-        layers = Some(bert.with_layers_from(&tensors).map_err(checkpoint)?);
-    }
-    Ok(HeadFile { tensors, layers })
-}
-
-/// What [`load_head_file`] reads.
-#[derive(Debug)]
-pub(crate) struct HeadFile {
-    pub(crate) tensors: HashMap<String, candle_core::Tensor>,
-    /// The encoder with the file's layers, and their indices.
-    pub(crate) layers: Option<(crate::models::BertModel, Vec<usize>)>,
-}
-
 /// When the head file at `path` carries encoder layers, the encoder with
-/// those layers in place of its own ([`load_head_file`]).
+/// those layers in place of its own ([`crate::models::load_head_file`]).
 fn finetuned_encoder(
     encoder: &dyn Encoder,
     path: &std::path::Path,
@@ -206,7 +160,7 @@ fn finetuned_encoder(
         }
         return Ok(None);
     };
-    let head = load_head_file(bert, path, device)?;
+    let head = crate::models::load_head_file(bert, path, device)?;
     Ok(head
         .layers
         .map(|(replaced, _)| Box::new(replaced) as Box<dyn Encoder>))
@@ -249,7 +203,7 @@ impl Tagger {
         let device = Device::Cpu;
         let mut token_head = None;
         let mut sequence_head = None;
-        if resolved.int8 && !crate::models::int8::vnni_available() {
+        if resolved.int8 && !arabtag_kernels::vnni_available() {
             tracing::warn!(
                 "int8 = true on a CPU without AVX-512 VNNI: the 8-bit products run in a \
                  portable loop (same results, many times slower); int8 = false runs f32"

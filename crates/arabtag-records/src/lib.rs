@@ -6,12 +6,16 @@
 //! document text, never bytes. [`CharText`] slices a text by such offsets.
 //!
 //! [`JsonlReader`] and [`JsonlWriter`] read and write one record per line;
-//! reading errors name the file and the line.
+//! reading errors name the file and the line. [`inputs`] reads what a user
+//! gives to tag (text files, folders, JSONL, standard input) into documents
+//! or error records, in order.
 
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
+
+pub mod inputs;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};

@@ -3,7 +3,6 @@
 //! to an exit code: 0 ok, 1 a score regression (when reproducing), 2 errors.
 
 mod cmd;
-mod inputs;
 mod output;
 
 use std::process::ExitCode;

@@ -14,7 +14,7 @@ pools over the tokens and L2-normalises — and writes:
   the prefix, `dim`, and per segment its document id, position, character
   span, the engine's token count (specials included) and the text's sha256.
 
-`cargo test -p arabtag-infer --test models_e5_real` compares our encoder
+`cargo test -p arabtag-infer --test it models_e5::` compares our encoder
 (4-bit and f32) with these rows at cosine >= 0.999.
 
 Usage: python3 eval/reference/e5/make_reference.py [--pip PIP]

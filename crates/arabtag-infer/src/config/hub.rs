@@ -24,8 +24,32 @@ use hf_hub::{Cache, Repo, RepoType};
 use serde::Serialize;
 
 use super::HubFile;
-use super::resolve::ResolveOptions;
 use crate::InferError;
+
+/// How [`ModelConfig::resolve`](super::ModelConfig::resolve) reaches the Hugging Face hub.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ResolveOptions {
+    /// Take hub files from the cache only; never touch the network.
+    /// `HF_HUB_OFFLINE=1` in the environment does the same, whatever this
+    /// says.
+    pub offline: bool,
+    /// The hub cache folder (`models--ORG--NAME/…` inside); `None`: the
+    /// environment's ([`hub_cache_dir`]).
+    pub hub_cache: Option<PathBuf>,
+    /// The hub's address; `None`: `HF_ENDPOINT`, else `https://huggingface.co`.
+    pub endpoint: Option<String>,
+}
+
+impl ResolveOptions {
+    /// Offline when `HF_HUB_OFFLINE` says so; cache and endpoint from the
+    /// environment.
+    pub fn from_env() -> Self {
+        Self {
+            offline: offline_from_env(),
+            ..Self::default()
+        }
+    }
+}
 
 /// A hub file that is not in the cache while resolving offline.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -38,7 +38,7 @@
 //! description = "…"                  # optional
 //! dtype = "f32"                      # f32 | f16 | bf16 (DEFAULT_DTYPE)
 //! int8 = true                        # the encoder layers' matrices as 8-bit integer products
-//!                                    # (models::int8; BERT, XLM-R and e5; AVX-512 VNNI where the
+//!                                    # (arabtag_kernels::int8; BERT, XLM-R and e5; AVX-512 VNNI where the
 //!                                    # CPU has it, the same bits by a slow loop elsewhere;
 //!                                    # takes precedence over source.e5.quantized) (DEFAULT_INT8)
 //!
@@ -106,8 +106,8 @@ use serde::Serialize;
 
 use crate::InferError;
 
-pub use hub::{HubMiss, hub_cache_dir, offline_from_env};
-pub use resolve::{FileRole, ModelFile, ModelFiles, ResolveOptions, ResolvedModel, ResolvedSource};
+pub use hub::{HubMiss, ResolveOptions, hub_cache_dir, offline_from_env};
+pub use resolve::{FileRole, ModelFile, ModelFiles, ResolvedModel, ResolvedSource};
 pub use types::{
     DType, EntityType, InvalidRevision, InvalidSha256, Revision, Sha256, StanceLabel, WeightsFormat,
 };
@@ -163,7 +163,7 @@ pub struct ModelConfig {
     pub source: Source,
     pub dtype: DType,
     /// The encoder layers' matrices run as 8-bit integer products
-    /// ([`crate::models::int8`]).
+    /// ([`arabtag_kernels::int8`]).
     pub int8: bool,
     pub normalizer: NormalizerConfig,
     pub ner: Option<NerConfig>,

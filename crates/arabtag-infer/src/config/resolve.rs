@@ -9,38 +9,13 @@ use std::path::{Path, PathBuf};
 use arabtag_tokenizer::NormalizerConfig;
 use serde::Serialize;
 
-use super::hub;
+use super::hub::{self, ResolveOptions};
 use super::{
     Architecture, ConfigProblem, DType, DatesConfig, FileRef, HubFile, ModelConfig, NerConfig,
     NerHead, Revision, Sha256, Source, StanceConfig, StanceMethod, WeightsFormat,
 };
 use crate::InferError;
 use crate::models::{HfConfigHeader, LabelProblem};
-
-/// How [`ModelConfig::resolve`] reaches the Hugging Face hub.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ResolveOptions {
-    /// Take hub files from the cache only; never touch the network.
-    /// `HF_HUB_OFFLINE=1` in the environment does the same, whatever this
-    /// says.
-    pub offline: bool,
-    /// The hub cache folder (`models--ORG--NAME/…` inside); `None`: the
-    /// environment's ([`hub_cache_dir`](super::hub_cache_dir)).
-    pub hub_cache: Option<PathBuf>,
-    /// The hub's address; `None`: `HF_ENDPOINT`, else `https://huggingface.co`.
-    pub endpoint: Option<String>,
-}
-
-impl ResolveOptions {
-    /// Offline when `HF_HUB_OFFLINE` says so; cache and endpoint from the
-    /// environment.
-    pub fn from_env() -> Self {
-        Self {
-            offline: super::offline_from_env(),
-            ..Self::default()
-        }
-    }
-}
 
 /// What a file is to the model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]

@@ -16,23 +16,24 @@ use candle_nn::VarBuilder;
 
 use crate::InferError;
 
-pub mod attention;
 pub mod bert;
 pub mod deberta_v2;
 pub mod e5;
+pub mod e5_file;
 pub mod embed;
+pub mod head_file;
 pub mod heads;
 pub mod hf_config;
 pub mod hub;
-pub mod int8;
 pub mod layers;
-mod simd;
+pub mod surgery;
 pub mod xlm_roberta;
 
 pub use bert::{BertConfig, BertModel, Positions};
 pub use deberta_v2::{DebertaV2Config, DebertaV2Model};
 pub use e5::{E5File, E5Header, E5Model, E5Precision, E5Problem, load_e5};
 pub use embed::{l2_normalize, mean_pool, sentence_embeddings};
+pub use head_file::{HeadFile, dequantize_head, dequantize_rows, load_head_file, quantize_rows};
 pub use heads::{
     BertSequenceClassifier, Classifier, DebertaV2SequenceClassifier, PooledClassifier, Pooling,
     SequenceHead, TokenClassifier, TokenHead, XlmRobertaSequenceClassifier, ensure_labels,

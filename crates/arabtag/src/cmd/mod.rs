@@ -7,7 +7,25 @@ pub mod tag;
 pub mod train;
 pub mod train_stance;
 
+use std::path::Path;
 use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use arabtag_infer::config::{ModelConfig, ResolveOptions, VerifiedModel};
+
+/// The model config a command uses when `--model` is not given.
+pub const DEFAULT_MODEL: &str = "models/default.toml";
+
+/// The model config at `path`, resolved (offline when `offline` or
+/// `HF_HUB_OFFLINE` says so) and every file verified against its sha256.
+pub fn verified_model(path: &Path, offline: bool) -> Result<VerifiedModel> {
+    let mut options = ResolveOptions::from_env();
+    options.offline |= offline;
+    ModelConfig::from_file(path)
+        .and_then(|config| config.resolve(&options))
+        .and_then(|resolved| resolved.verify())
+        .with_context(|| format!("model config {}", path.display()))
+}
 
 /// How a subcommand ended, beyond a hard error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

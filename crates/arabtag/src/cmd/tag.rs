@@ -17,24 +17,45 @@
 //! proclitic stripping), no rule-based dates.
 
 use std::fs::File;
-use std::io::{self, BufWriter, IsTerminal, Write};
+use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use arabtag_infer::config::{ModelConfig, ResolveOptions};
 use arabtag_infer::{TagOptions, Tagger};
 use arabtag_records::{Document, Entity, JsonlWriter, Record, Span};
 use arabtag_tokenizer::{segments, words};
 use clap::{Args, ValueEnum};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use arabtag_records::inputs::{Input, InputFormat, read_inputs};
 
 use super::Status;
-use crate::inputs::{Input, InputFormat, read_inputs};
+use crate::output::progress_bar;
 
 /// The model config used when `--model` is not given.
-pub const DEFAULT_MODEL: &str = "models/default.toml";
 /// Documents handed to the model at a time (output is written after each).
 const CHUNK: usize = 32;
+
+/// How to read an input file ([`InputFormat`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FormatArg {
+    /// By extension: `.jsonl`/`.json` are JSONL, anything else is text;
+    /// standard input is text.
+    Auto,
+    /// Each file is one document (its id: the file name without `.txt`).
+    Txt,
+    /// Each line is a `{"id": ..., "text": ...}` record.
+    Jsonl,
+}
+
+impl From<FormatArg> for InputFormat {
+    fn from(arg: FormatArg) -> Self {
+        match arg {
+            FormatArg::Auto => Self::Auto,
+            FormatArg::Txt => Self::Txt,
+            FormatArg::Jsonl => Self::Jsonl,
+        }
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum OutputFormat {
@@ -47,7 +68,7 @@ pub enum OutputFormat {
 #[derive(Debug, Args)]
 pub struct TagArgs {
     /// The model config (TOML): which transformer, which heads.
-    #[arg(long, value_name = "CONFIG", default_value = DEFAULT_MODEL)]
+    #[arg(long, value_name = "CONFIG", default_value = super::DEFAULT_MODEL)]
     pub model: PathBuf,
 
     /// Documents: .txt files, folders (recursive), .jsonl files of {"id","text"}, or - for stdin.
@@ -55,8 +76,8 @@ pub struct TagArgs {
     pub inputs: Vec<PathBuf>,
 
     /// How to read the inputs.
-    #[arg(long, value_enum, default_value_t = InputFormat::Auto)]
-    pub input_format: InputFormat,
+    #[arg(long, value_enum, default_value_t = FormatArg::Auto)]
+    pub input_format: FormatArg,
 
     /// Tag a pre-tokenised CoNLL file (token first on each line, blank line
     /// between sentences) as a benchmark: the head's own labels, whole tokens, no dates.
@@ -105,12 +126,7 @@ pub fn run(args: &TagArgs) -> Result<Status> {
 }
 
 fn load(args: &TagArgs) -> Result<Tagger> {
-    let mut options = ResolveOptions::from_env();
-    options.offline |= args.offline;
-    let model = ModelConfig::from_file(&args.model)
-        .and_then(|config| config.resolve(&options))
-        .and_then(|resolved| resolved.verify())
-        .with_context(|| format!("model config {}", args.model.display()))?;
+    let model = super::verified_model(&args.model, args.offline)?;
     Tagger::load(
         &model,
         TagOptions {
@@ -124,8 +140,8 @@ fn load(args: &TagArgs) -> Result<Tagger> {
 }
 
 fn tag_inputs(tagger: &Tagger, args: &TagArgs, out: &mut Output) -> Result<Status> {
-    let inputs = read_inputs(&args.inputs, args.input_format);
-    let progress = progress(inputs.len() as u64);
+    let inputs = read_inputs(&args.inputs, args.input_format.into());
+    let progress = progress_bar(inputs.len() as u64, "documents");
     let mut failed = false;
     for chunk in inputs.chunks(CHUNK) {
         let docs: Vec<Document> = chunk
@@ -187,7 +203,7 @@ fn tag_conll(tagger: &Tagger, path: &Path, out: &mut Output) -> Result<Status> {
         }
     }
     sentences.retain(|s| !s.is_empty());
-    let progress = progress(sentences.len() as u64);
+    let progress = progress_bar(sentences.len() as u64, "documents");
     let mut failed = false;
     for (chunk_index, chunk) in sentences.chunks(CHUNK).enumerate() {
         let docs: Vec<Document> = chunk
@@ -212,19 +228,6 @@ fn tag_conll(tagger: &Tagger, path: &Path, out: &mut Output) -> Result<Status> {
     }
     progress.finish_and_clear();
     Ok(if failed { Status::Errors } else { Status::Ok })
-}
-
-fn progress(len: u64) -> ProgressBar {
-    if !io::stderr().is_terminal() {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
-    if let Ok(style) =
-        ProgressStyle::with_template("{bar:40} {pos}/{len} documents, {per_sec}, {eta} left")
-    {
-        bar.set_style(style);
-    }
-    bar
 }
 
 /// IOB2 tags of `words`: a word any entity overlaps takes its type, `B-`

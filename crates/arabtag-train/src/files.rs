@@ -1,0 +1,43 @@
+//! The files a run writes and reads back: JSON (pretty, a final newline)
+//! and the folders they go in.
+
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::TrainError;
+
+/// Creates the folder `path` goes in.
+pub fn create_parent(path: &Path) -> Result<(), TrainError> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|source| TrainError::Write {
+            path: dir.to_owned(),
+            source,
+        })?;
+    }
+    Ok(())
+}
+
+/// Reads a JSON file.
+pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, TrainError> {
+    let text = std::fs::read_to_string(path).map_err(|source| TrainError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    serde_json::from_str(&text).map_err(|source| TrainError::Json {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// Writes `value` as pretty JSON.
+pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), TrainError> {
+    let text = serde_json::to_string_pretty(value).map_err(|source| TrainError::Json {
+        path: path.to_owned(),
+        source,
+    })?;
+    std::fs::write(path, text + "\n").map_err(|source| TrainError::Write {
+        path: path.to_owned(),
+        source,
+    })
+}
