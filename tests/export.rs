@@ -113,7 +113,7 @@ fn ner_logits(config: &Path, contents: &[Vec<u32>]) -> Vec<Vec<Vec<f32>>> {
         suffix: vec![3],
         pad: 0,
     };
-    arabtag_infer::export::NerNetwork::load(&model)
+    arabtag_infer::loaded::NerNetwork::load(&model)
         .unwrap()
         .packed_logits(&pack(&docs, &refs, &wrapping))
         .unwrap()

@@ -54,8 +54,6 @@ pub enum BenchError {
     /// FLOPs are counted for BERT-family encoders only.
     #[error("the bench needs a BERT-family encoder")]
     NotBertFamily,
-    #[error("the model has no [ner] task")]
-    NoNer,
     #[error("{failed} documents failed to tag")]
     Untagged { failed: usize },
     #[error("{id}: {error}")]

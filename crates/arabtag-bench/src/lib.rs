@@ -346,9 +346,14 @@ pub fn run(
         .as_ref()
         .map(|n| n.layers.iter().copied().max().unwrap_or(depth));
 
-    // Work the tagger does, counted the way it does it (windows of at most
-    // the encoder's positions; a segment a sequence for stance).
-    let room = 510usize;
+    // Work the tagger does, counted the way it does it (the NER task's
+    // windows, overlaps left out; a segment a sequence for stance).
+    let specials = tagger.model().wrapping().specials();
+    let room = tagger
+        .model()
+        .ner()
+        .map_or(usize::MAX, |task| task.window().0)
+        .max(1);
     let (mut tokens, mut work, mut ner_work) = (0usize, 0.0f64, 0.0f64);
     let mut segments: Vec<String> = Vec::new();
     for (i, d) in docs.iter().enumerate() {
@@ -358,7 +363,7 @@ pub fn run(
             let mut left = n;
             while left > 0 {
                 let len = left.min(room);
-                ner_work += flops(len + 2, layers, h, ff);
+                ner_work += flops(len + specials, layers, h, ff);
                 left -= len;
             }
         }
@@ -367,7 +372,7 @@ pub fn run(
             let text = chars.slice(s.start, s.end).unwrap_or_default();
             let m = tokenizer.encode(text)?.ids().len();
             if resolved.stance.is_some() {
-                work += flops(m + 2, depth, h, ff);
+                work += flops(m + specials, depth, h, ff);
             }
             if i < per_copy {
                 segments.push(format!("query: {text}"));
@@ -403,7 +408,7 @@ pub fn run(
     // The encoder alone, on the segments of one copy of the corpus.
     let seg_tokens: Vec<usize> = segments
         .iter()
-        .map(|s| tokenizer.encode(s).map(|e| e.ids().len() + 2))
+        .map(|s| tokenizer.encode(s).map(|e| e.ids().len() + specials))
         .collect::<Result<_, _>>()?;
     let seg_work: f64 = seg_tokens.iter().map(|&n| flops(n, depth, h, ff)).sum();
     log(&format!(

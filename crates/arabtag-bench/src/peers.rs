@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::Command;
 
 use arabtag_infer::config::VerifiedModel;
-use arabtag_infer::export::NerNetwork;
+use arabtag_infer::loaded::NerNetwork;
 use arabtag_infer::pipeline::aggregate::argmax;
 use arabtag_infer::pipeline::batch::{WindowRef, WindowedDoc, Wrapping, pack};
 use arabtag_records::Document;
@@ -279,12 +279,9 @@ fn write_agreement_windows(
         None
     };
     let (mut int8_max, mut int8_same, mut int8_positions) = (0f64, 0usize, 0usize);
-    let ner = p.model.model().ner.as_ref().ok_or(BenchError::NoNer)?;
+    // The tagger's own window plan: content tokens per window and overlap.
+    let (room, stride) = net.window();
     let wrapping = Wrapping::from_special(p.tokenizer.special_tokens())?;
-    let room = ner
-        .window
-        .min(net.max_positions())
-        .saturating_sub(wrapping.specials());
     let ids: Vec<Vec<u32>> = p
         .sample
         .iter()
@@ -292,7 +289,7 @@ fn write_agreement_windows(
         .collect::<Result<_, BenchError>>()?;
     let plans: Vec<Vec<Window>> = ids
         .iter()
-        .map(|ids| windows(ids.len(), room, ner.stride))
+        .map(|ids| windows(ids.len(), room, stride))
         .collect::<Result<_, _>>()?;
     let docs: Vec<WindowedDoc<'_>> = ids
         .iter()

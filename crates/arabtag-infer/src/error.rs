@@ -236,20 +236,29 @@ pub enum InferError {
     /// A score or threshold that is NaN or infinite.
     #[error("{what} {index} is not a finite number")]
     NonFinite { what: &'static str, index: usize },
-    // -- tagger (tagger.rs) -----------------------------------------------
-    /// A config whose parts do not fit together at load time.
-    #[error("cannot set the model up: {what}")]
-    TaggerSetup { what: &'static str },
-    /// The tokenizer could not encode a premise/hypothesis pair.
-    #[error("cannot encode a premise and hypothesis pair")]
-    NliEncode {
-        #[source]
-        source: tokenizers::Error,
-    },
-    // -- export and head files ---------------------------------------------
+    // -- loading (loaded/) ---------------------------------------------------
+    /// A hub-layout model without its `config.json`.
+    #[error("a hub-layout model has no config.json")]
+    NoCheckpointConfig,
+    /// The thread loading the tokenizer beside the weights panicked.
+    #[error("the thread loading the tokenizer panicked")]
+    LoaderPanicked,
+    /// Something only our BERT family (BERT, XLM-RoBERTa, e5) can do.
+    #[error("{what}: only a BERT, XLM-RoBERTa or e5 encoder can do this")]
+    NotBertFamily { what: &'static str },
+    /// `ner.aggregation` that is none of the strategies.
+    #[error("ner.aggregation {value} is not first, max or average")]
+    UnknownAggregation { value: String },
+    /// `stance.labels` that do not name the guideline's three.
+    #[error("stance.labels {labels:?} must name mediation, conflict and energy")]
+    StanceLabels { labels: Vec<String> },
+    /// `stance.entailment_label` that the NLI checkpoint does not have.
+    #[error("stance.entailment_label {label:?} is not a label of the checkpoint ({labels:?})")]
+    EntailmentLabel { label: String, labels: Vec<String> },
     /// Hidden states asked of a layer the encoder does not have.
     #[error("layer {layer} asked, the encoder has layers 0..={layers} (0 = embeddings)")]
     LayerOutOfRange { layer: usize, layers: usize },
+    // -- files (models/head_file.rs, export.rs) ------------------------------
     /// A file could not be written.
     #[error("{}: cannot write", path.display())]
     Write {
@@ -257,7 +266,7 @@ pub enum InferError {
         #[source]
         source: std::io::Error,
     },
-    /// A feature cache or checkpoint that does not fit what is asked of it.
+    /// A head file or checkpoint that does not fit what is asked of it.
     #[error("{}: {reason}", path.display())]
     BadCheckpoint { path: PathBuf, reason: String },
     /// A model config that has no Hugging Face hub-layout equivalent.

@@ -5,7 +5,8 @@
 //! embeddings, its layers up to the one the head reads (a head file's
 //! fine-tuned layers in place of the encoder's own, as
 //! [`crate::Tagger`] puts them), and the head on that layer's output.
-//! [`NerNetwork`] is that network; [`export_hub`] writes it as a
+//! [`NerNetwork`] is that network, taken from the loaded model
+//! ([`crate::loaded`]); [`export_hub`] writes it as a
 //! `BertForTokenClassification` (`XLMRobertaForTokenClassification` for an
 //! XLM-R encoder) folder that `AutoModelForTokenClassification` and
 //! `pipeline("token-classification")` load without missing or unused
@@ -24,188 +25,26 @@
 //! layers' states concatenated (no `…ForTokenClassification` reads that),
 //! DeBERTa-v2 (our encoder cannot give its layers).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use arabtag_tokenizer::SubwordEncoder;
-use candle_core::{DType, Device, Module, Tensor};
+use candle_core::{DType, Tensor};
 use candle_nn::Activation;
 
 use crate::InferError;
-use crate::config::{Architecture, NerHead, VerifiedFile, VerifiedModel};
-use crate::models::{BertModel, Encoder, Linear, Positions};
-use crate::pipeline::batch::PackedBatch;
+use crate::config::{VerifiedFile, VerifiedModel};
+use crate::loaded::NerNetwork;
+use crate::loaded::network::not_exportable;
+use crate::models::Positions;
 
 /// The model config [`export_hub`] writes beside the checkpoint.
 pub const EXPORT_CONFIG: &str = "arabtag.toml";
 
-/// The network a config's NER task runs: one BERT up to the layer the head
-/// reads, and the head.
-#[derive(Debug, Clone)]
-pub struct NerNetwork {
-    bert: BertModel,
-    /// The 1-based layer whose output the head reads (0: the embeddings).
-    depth: usize,
-    /// `[labels, hidden]` and `[labels]`, f32.
-    weight: Tensor,
-    bias: Tensor,
-    labels: Vec<String>,
-    /// 0-based indices of the layers a head file replaced.
-    finetuned: Vec<usize>,
-}
-
-fn not_exportable(reason: impl Into<String>) -> InferError {
-    InferError::NotExportable {
-        reason: reason.into(),
-    }
-}
-
-fn load_tensors(path: &Path, device: &Device) -> Result<HashMap<String, Tensor>, InferError> {
-    candle_core::safetensors::load(path, device).map_err(|source| InferError::Checkpoint {
-        path: path.to_owned(),
-        source: Box::new(source.into()),
-    })
-}
-
+/// Writing the network in the hub layout.
 impl NerNetwork {
-    /// The NER network of `model`, on the CPU: the encoder as our BERT
-    /// ([`crate::loaded::load_bert`]), a head file's `encoder.layer.{i}.*`
-    /// tensors in place of its layers, and the head (`weight`, `bias` of the
-    /// head file, or the checkpoint's `classifier.*`).
-    pub fn load(model: &VerifiedModel) -> Result<Self, InferError> {
-        let resolved = model.model();
-        let ner = resolved
-            .ner
-            .as_ref()
-            .ok_or_else(|| not_exportable("the config has no [ner] task"))?;
-        if resolved.architecture == Architecture::DebertaV2 {
-            return Err(not_exportable(
-                "DeBERTa-v2: our encoder cannot give its layers (export the hub checkpoint itself)",
-            ));
-        }
-        let device = Device::Cpu;
-        let base = crate::loaded::load_bert(model)?;
-        let depth = match ner.layers.as_slice() {
-            [] => base.num_layers(),
-            [layer] => *layer,
-            layers => {
-                return Err(not_exportable(format!(
-                    "ner.layers = {layers:?}: a head over several layers' states, concatenated, \
-                     has no …ForTokenClassification equivalent (one layer or none can be exported)"
-                )));
-            }
-        };
-        if depth > base.num_layers() {
-            return Err(InferError::LayerOutOfRange {
-                layer: depth,
-                layers: base.num_layers(),
-            });
-        }
-        let (bert, head, head_path, finetuned) = match &ner.head {
-            NerHead::File(file) => {
-                let head = crate::models::load_head_file(&base, &file.path, &device)?;
-                let (bert, finetuned) = head.layers.unwrap_or((base, Vec::new()));
-                (bert, head.tensors, file.path.clone(), finetuned)
-            }
-            NerHead::Checkpoint => {
-                let path = model.weights().to_owned();
-                let mut tensors = load_tensors(&path, &device)?;
-                let mut head = HashMap::new();
-                for name in ["weight", "bias"] {
-                    if let Some(t) = tensors.remove(&format!("classifier.{name}")) {
-                        head.insert(name.to_owned(), t);
-                    }
-                }
-                (base, head, path, Vec::new())
-            }
-        };
-        let labels = ner.labels.clone();
-        let hidden = bert.dims().hidden_size;
-        let get = |name: &str, shape: &[usize]| -> Result<Tensor, InferError> {
-            let t = head.get(name).ok_or_else(|| InferError::BadCheckpoint {
-                path: head_path.clone(),
-                reason: format!("the token head has no `{name}`"),
-            })?;
-            if t.dims() != shape {
-                return Err(InferError::Shape {
-                    what: "the token head",
-                    got: t.dims().to_vec(),
-                    expected: shape.to_vec(),
-                });
-            }
-            Ok(t.to_dtype(DType::F32)?)
-        };
-        Ok(Self {
-            weight: get("weight", &[labels.len(), hidden])?,
-            bias: get("bias", &[labels.len()])?,
-            bert,
-            depth,
-            labels,
-            finetuned,
-        })
-    }
-
-    /// Logits `[batch, seq, labels]` f32 of `[batch, seq]` u32 ids and mask:
-    /// what the tagger's NER head sees, before windows are merged.
-    pub fn logits(
-        &self,
-        input_ids: &Tensor,
-        attention_mask: &Tensor,
-    ) -> Result<Tensor, InferError> {
-        let states = self
-            .bert
-            .forward_layers(input_ids, attention_mask, &[self.depth])?;
-        let hidden = states
-            .into_iter()
-            .next()
-            .ok_or(InferError::LayerOutOfRange {
-                layer: self.depth,
-                layers: self.bert.num_layers(),
-            })?;
-        // The tagger's token head: the same dense layer.
-        Ok(Linear::dense(self.weight.clone(), Some(self.bias.clone())).forward(&hidden)?)
-    }
-
-    /// The logits `[rows][seq][labels]` of a batch the tagger's own
-    /// [`pack`](crate::pipeline::batch::pack) wrapped and padded: what a
-    /// caller without candle compares with another implementation.
-    pub fn packed_logits(&self, batch: &PackedBatch) -> Result<Vec<Vec<Vec<f32>>>, InferError> {
-        let (ids, mask) = batch.tensors(&Device::Cpu)?;
-        Ok(self.logits(&ids, &mask)?.to_vec3::<f32>()?)
-    }
-
-    /// This network with its layers' matrices as 8-bit integer products
-    /// ([`BertModel::to_int8`]), as the tagger runs it with `int8 = true`.
-    pub fn to_int8(&self) -> Result<Self, InferError> {
-        Ok(Self {
-            bert: self.bert.to_int8()?,
-            ..self.clone()
-        })
-    }
-
-    /// The token labels, in logit order.
-    pub fn labels(&self) -> &[String] {
-        &self.labels
-    }
-
-    /// The layer the head reads (1-based; 0: the embeddings): the exported
-    /// checkpoint's `num_hidden_layers`.
-    pub fn depth(&self) -> usize {
-        self.depth
-    }
-
-    /// 0-based indices of the encoder layers a head file replaced.
-    pub fn finetuned(&self) -> &[usize] {
-        &self.finetuned
-    }
-
-    /// Most positions one window may hold, special tokens included.
-    pub fn max_positions(&self) -> usize {
-        self.bert.max_positions()
-    }
-
     /// `(model_type, architecture, tensor prefix)` of the exported checkpoint.
     fn hub_names(&self) -> (&'static str, &'static str, &'static str) {
         match self.bert.positions() {
@@ -740,6 +579,7 @@ pub fn export_hub(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use candle_core::Device;
 
     #[test]
     fn safetensors_written_here_load_back_in_candle() {

@@ -9,10 +9,12 @@
 //! - [`pipeline`]: documents to records — windows, batches, logits merged
 //!   back, subwords aggregated to words, BIO decoded to character spans,
 //!   proclitics, label maps; segment stance.
-//! - [`loaded`]: a verified config's encoder as our BERT, for the trainers
-//!   and the exporter.
-//! - [`export`]: a config's NER network as one BERT with a token head, and
-//!   written in the Hugging Face hub layout (`arabtag models export`).
+//! - [`loaded`]: a verified config loaded once ([`LoadedModel`]): tokenizer,
+//!   encoder, the NER task's network, the stance scorer.
+//! - [`tagger`]: a loaded model and its options ([`Tagger`]): documents to
+//!   records.
+//! - [`export`]: the loaded NER network written in the Hugging Face hub
+//!   layout (`arabtag models export`).
 
 pub mod config;
 pub mod error;
@@ -23,4 +25,5 @@ pub mod pipeline;
 pub mod tagger;
 
 pub use error::InferError;
+pub use loaded::{LoadOptions, LoadedModel, Precision};
 pub use tagger::{TagOptions, Tagger};

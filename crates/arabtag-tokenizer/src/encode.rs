@@ -190,13 +190,12 @@ impl SubwordEncoder {
         with_tokenizer!(&self.tokenizer, t => t.encode_char_offsets(text, false))
     }
 
-    /// A pair of texts with the special tokens, as an NLI model reads them.
-    pub fn encode_pair(
-        &self,
-        first: String,
-        second: String,
-    ) -> Result<Encoding, tokenizers::Error> {
-        with_tokenizer!(&self.tokenizer, t => t.encode((first, second), true))
+    /// The ids of a pair of texts with the special tokens, as an NLI model
+    /// reads them.
+    pub fn encode_pair(&self, first: &str, second: &str) -> Result<Vec<u32>, TokenizerError> {
+        let encoding = with_tokenizer!(&self.tokenizer, t => t.encode((first, second), true))
+            .map_err(|source| TokenizerError::EncodePair { source })?;
+        Ok(encoding.get_ids().to_vec())
     }
 
     /// The text of vocabulary id `id`.

@@ -28,6 +28,12 @@ pub enum TokenizerError {
         #[source]
         source: tokenizers::Error,
     },
+    /// The Hugging Face tokenizer failed on a premise and hypothesis pair.
+    #[error("cannot encode a premise and hypothesis pair")]
+    EncodePair {
+        #[source]
+        source: tokenizers::Error,
+    },
     /// The Hugging Face tokenizer gave a token offsets that do not lie in the
     /// text it was given (a bug or an unsupported tokenizer, never silently
     /// clipped).

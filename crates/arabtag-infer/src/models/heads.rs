@@ -31,6 +31,11 @@ pub trait TokenHead: std::fmt::Debug + Send + Sync {
     fn labels(&self) -> &[String];
     /// `[batch, seq, hidden]` f32 → logits `[batch, seq, labels]` f32.
     fn forward(&self, hidden: &Tensor) -> Result<Tensor, InferError>;
+    /// The weight `[labels, hidden]` and bias of a head that is one dense
+    /// layer (what an export writes as `classifier.*`); `None` otherwise.
+    fn dense(&self) -> Option<(&Tensor, Option<&Tensor>)> {
+        None
+    }
 }
 
 /// A head that labels a whole sequence.
@@ -102,6 +107,14 @@ impl Classifier {
     pub fn forward(&self, xs: &Tensor) -> Result<Tensor, InferError> {
         Ok(self.linear.forward(xs)?)
     }
+
+    /// The weight and bias, when the layer is dense.
+    pub fn dense(&self) -> Option<(&Tensor, Option<&Tensor>)> {
+        match &self.linear {
+            Linear::Dense(linear) => Some((linear.weight(), linear.bias())),
+            _ => None,
+        }
+    }
 }
 
 /// Reads a head file (safetensors holding `weight` `[labels, in]` and `bias`
@@ -161,6 +174,27 @@ impl TokenClassifier {
         })
     }
 
+    /// A head file's tensors, already read (`weight`, `bias`; other
+    /// tensors are ignored), with the caller's labels; `path` names the
+    /// file in errors.
+    pub fn from_tensors(
+        tensors: std::collections::HashMap<String, Tensor>,
+        hidden_size: usize,
+        labels: Vec<String>,
+        path: &Path,
+        device: &Device,
+    ) -> Result<Self, InferError> {
+        let vb = VarBuilder::from_tensors(tensors, DType::F32, device);
+        Ok(Self {
+            classifier: Classifier::load(vb, hidden_size, labels).map_err(|source| {
+                InferError::Checkpoint {
+                    path: path.to_owned(),
+                    source: Box::new(source),
+                }
+            })?,
+        })
+    }
+
     /// The linear layer.
     pub fn classifier(&self) -> &Classifier {
         &self.classifier
@@ -174,6 +208,10 @@ impl TokenHead for TokenClassifier {
 
     fn forward(&self, hidden: &Tensor) -> Result<Tensor, InferError> {
         self.classifier.forward(hidden)
+    }
+
+    fn dense(&self) -> Option<(&Tensor, Option<&Tensor>)> {
+        self.classifier.dense()
     }
 }
 

@@ -67,8 +67,8 @@ pub trait Encoder: std::fmt::Debug + Send + Sync {
         _attention_mask: &Tensor,
         _layers: &[usize],
     ) -> Result<Vec<Tensor>, InferError> {
-        Err(InferError::TaggerSetup {
-            what: "this encoder cannot give intermediate layers",
+        Err(InferError::NotBertFamily {
+            what: "reading intermediate layers",
         })
     }
     /// The encoder as our BERT (BERT, XLM-RoBERTa, e5), whose layers can be

@@ -182,15 +182,22 @@ pub fn pack(docs: &[WindowedDoc<'_>], refs: &[WindowRef], wrapping: &Wrapping) -
             })
             .unwrap_or_default()
     };
-    let seq = refs
+    pack_rows(&refs.iter().map(content).collect::<Vec<_>>(), wrapping)
+}
+
+/// Wraps each row of content ids in the special tokens and pads every row
+/// to the longest: the one batch builder, for NER windows ([`pack`]) and
+/// stance segments alike. The mask is 1 on real tokens (specials included)
+/// and 0 on padding.
+pub fn pack_rows(rows: &[&[u32]], wrapping: &Wrapping) -> PackedBatch {
+    let seq = rows
         .iter()
-        .map(|r| content(r).len() + wrapping.specials())
+        .map(|row| row.len() + wrapping.specials())
         .max()
         .unwrap_or(0);
-    let mut ids = Vec::with_capacity(refs.len() * seq);
-    let mut mask = Vec::with_capacity(refs.len() * seq);
-    for r in refs {
-        let row = content(r);
+    let mut ids = Vec::with_capacity(rows.len() * seq);
+    let mut mask = Vec::with_capacity(rows.len() * seq);
+    for row in rows {
         let real = row.len() + wrapping.specials();
         ids.extend_from_slice(&wrapping.prefix);
         ids.extend_from_slice(row);
@@ -202,7 +209,7 @@ pub fn pack(docs: &[WindowedDoc<'_>], refs: &[WindowRef], wrapping: &Wrapping) -
     PackedBatch {
         ids,
         mask,
-        rows: refs.len(),
+        rows: rows.len(),
         seq,
     }
 }

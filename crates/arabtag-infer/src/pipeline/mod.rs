@@ -18,8 +18,10 @@
 //! 6. [`runner`]: the steps together for any encoder and head
 //!    ([`tag_ner`]), with per-document results.
 //!
-//! Stance: [`stance`] segments a document, decides each segment's labels
-//! from per-label scores and thresholds, and unions them per document.
+//! Stance: [`stance_scorer`] scores each segment's labels (prototypes, a
+//! trained head or NLI, one scorer); [`stance`] segments a document,
+//! decides each segment's labels from the scores and thresholds, and unions
+//! them per document.
 
 pub mod aggregate;
 pub mod batch;
@@ -30,6 +32,7 @@ mod punct;
 pub mod runner;
 pub mod spans;
 pub mod stance;
+pub mod stance_scorer;
 
 pub use aggregate::Aggregation;
 pub use batch::{Batching, TokenRows, WindowRef, WindowedDoc, Wrapping, token_logits};

@@ -1,0 +1,294 @@
+//! Segment stance scores, one scorer for the three methods a model config
+//! may name: prototypes (the best cosine to each label's descriptions), a
+//! trained head over the segment's pooled states, or zero-shot NLI. What
+//! [`super::stance`] then thresholds.
+//!
+//! Segments are encoded by a [`SegmentEncoder`]: each text's subword ids,
+//! split into parts that fit one window (nothing is cut off), sorted by
+//! length and packed into batches by [`pack_rows`], the batch builder NER
+//! uses too.
+
+use arabtag_records::{CharText, Span};
+use arabtag_tokenizer::SubwordEncoder;
+use candle_core::{D, DType, Device, Tensor};
+
+use super::batch::{PackedBatch, Wrapping, budget_runs, pack_rows};
+use super::stance::StanceScores;
+use crate::InferError;
+use crate::models::{Encoder, PooledClassifier, SequenceHead, sentence_embeddings};
+
+/// An encoder with the tokenizer and wrapping its segments go through.
+#[derive(Debug, Clone, Copy)]
+pub struct SegmentEncoder<'a> {
+    pub tokenizer: &'a SubwordEncoder,
+    pub encoder: &'a dyn Encoder,
+    pub wrapping: &'a Wrapping,
+    pub device: &'a Device,
+    /// Most segment parts in one batch.
+    pub batch_size: usize,
+}
+
+/// A padded batch of segment parts, and per row its text index and
+/// content-token count.
+#[derive(Debug)]
+struct Batch {
+    ids: Tensor,
+    mask: Tensor,
+    rows: Vec<(usize, usize)>,
+}
+
+impl SegmentEncoder<'_> {
+    /// Unit sentence embeddings of `texts` (the e5 recipe: mean-pooled,
+    /// L2-normalised last hidden state), in order. A text longer than one
+    /// window is embedded in parts, and the parts' mean (weighted by their
+    /// tokens) is normalised again: nothing is cut off.
+    pub fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, InferError> {
+        let mut sums: Vec<Vec<f32>> = vec![Vec::new(); texts.len()];
+        for batch in self.batches(texts)? {
+            let embeddings =
+                sentence_embeddings(self.encoder, &batch.ids, &batch.mask)?.to_vec2::<f32>()?;
+            for (row, (text, weight)) in embeddings.into_iter().zip(&batch.rows) {
+                let sum = &mut sums[*text];
+                if sum.is_empty() {
+                    sum.resize(row.len(), 0.0);
+                }
+                for (s, x) in sum.iter_mut().zip(row) {
+                    *s += x * *weight as f32;
+                }
+            }
+        }
+        Ok(sums
+            .into_iter()
+            .map(|mut v| {
+                let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
+                v.iter_mut().for_each(|x| *x /= norm);
+                v
+            })
+            .collect())
+    }
+
+    /// `texts` encoded, split into parts that fit one window with the
+    /// special tokens, sorted by length and packed into batches.
+    fn batches(&self, texts: &[String]) -> Result<Vec<Batch>, InferError> {
+        let room = self
+            .encoder
+            .max_positions()
+            .saturating_sub(self.wrapping.specials())
+            .max(1);
+        let mut parts: Vec<(usize, Vec<u32>)> = Vec::new();
+        for (i, text) in texts.iter().enumerate() {
+            let ids = self.tokenizer.encode(text)?.ids();
+            if ids.is_empty() {
+                parts.push((i, Vec::new()));
+            }
+            for chunk in ids.chunks(room) {
+                parts.push((i, chunk.to_vec()));
+            }
+        }
+        parts.sort_by_key(|(_, ids)| std::cmp::Reverse(ids.len()));
+        // At most `batch_size` rows and MAX_BATCH_TOKENS padded positions a
+        // batch (a longer part alone), as for NER: 16 segments of 175 tokens
+        // had 23 MB attention tensors, three alive at once.
+        let runs = budget_runs(
+            parts
+                .iter()
+                .map(|(_, ids)| ids.len() + self.wrapping.specials()),
+            self.batch_size.max(1),
+        );
+        let mut batches = Vec::with_capacity(runs.len());
+        for group in runs.into_iter().map(|run| &parts[run]) {
+            let rows: Vec<&[u32]> = group.iter().map(|(_, ids)| ids.as_slice()).collect();
+            let packed: PackedBatch = pack_rows(&rows, self.wrapping);
+            let (ids, mask) = packed.tensors(self.device)?;
+            batches.push(Batch {
+                ids,
+                mask,
+                rows: group
+                    .iter()
+                    .map(|(text, content)| (*text, content.len().max(1)))
+                    .collect(),
+            });
+        }
+        Ok(batches)
+    }
+}
+
+/// How a model scores a segment's stance labels (guideline order).
+#[derive(Debug)]
+pub enum StanceScorer {
+    /// Per label, the unit embeddings `[n, h]` of its descriptions; a
+    /// segment's score is its best cosine to them.
+    Prototypes {
+        prefix: String,
+        prototypes: Vec<Tensor>,
+    },
+    /// A trained head over the segment's mean-pooled, normalised states;
+    /// `order[i]` is the head output of the guideline's i-th label.
+    Head {
+        head: PooledClassifier,
+        order: [usize; 3],
+    },
+    /// Zero-shot NLI: the segment entails the label's hypothesis.
+    Nli {
+        head: Box<dyn SequenceHead>,
+        hypotheses: Vec<String>,
+        entailment: usize,
+        contradiction: Option<usize>,
+    },
+}
+
+impl StanceScorer {
+    /// The prototypes scorer: `descriptions[i]` are the texts of the
+    /// guideline's i-th label, embedded here with `prefix` before each.
+    pub fn prototypes(
+        enc: &SegmentEncoder<'_>,
+        prefix: &str,
+        descriptions: &[Vec<String>],
+    ) -> Result<Self, InferError> {
+        let mut prototypes = Vec::with_capacity(descriptions.len());
+        for texts in descriptions {
+            let texts: Vec<String> = texts.iter().map(|t| format!("{prefix}{t}")).collect();
+            prototypes.push(Tensor::new(enc.embed(&texts)?, enc.device)?);
+        }
+        Ok(Self::Prototypes {
+            prefix: prefix.to_owned(),
+            prototypes,
+        })
+    }
+
+    /// The scores of `text`'s segments `spans`, one row each.
+    pub fn scores(
+        &self,
+        enc: &SegmentEncoder<'_>,
+        text: &str,
+        spans: &[Span],
+    ) -> Result<Vec<StanceScores>, InferError> {
+        let chars = CharText::new(text);
+        let segments: Vec<&str> = spans
+            .iter()
+            .map(|s| chars.slice(s.start, s.end).unwrap_or_default())
+            .collect();
+        match self {
+            Self::Prototypes { prefix, prototypes } => {
+                let texts: Vec<String> = segments.iter().map(|s| format!("{prefix}{s}")).collect();
+                let rows = enc.embed(&texts)?;
+                let mut scores = vec![[0.0; 3]; rows.len()];
+                if rows.is_empty() {
+                    return Ok(scores);
+                }
+                // All segments at once: [descriptions, h] x [h, segments],
+                // then the best description per segment.
+                let segments_t = Tensor::new(rows, enc.device)?.t()?;
+                for (i, protos) in prototypes.iter().enumerate() {
+                    let best = protos.matmul(&segments_t)?.max(0)?.to_vec1::<f32>()?;
+                    for (s, cos) in scores.iter_mut().zip(best) {
+                        s[i] = f64::from(cos);
+                    }
+                }
+                Ok(scores)
+            }
+            Self::Head { head, order } => {
+                // Per segment, the token-weighted mean of its parts' outputs.
+                let texts: Vec<String> = segments.iter().map(|s| s.to_string()).collect();
+                let mut sums = vec![([0.0f64; 3], 0usize); texts.len()];
+                for batch in enc.batches(&texts)? {
+                    let hidden = enc.encoder.forward(&batch.ids, &batch.mask)?;
+                    let probs = candle_nn::ops::sigmoid(&head.forward(&hidden, &batch.mask)?)?
+                        .to_vec2::<f32>()?;
+                    for (row, (text, weight)) in probs.iter().zip(&batch.rows) {
+                        let (sum, total) = &mut sums[*text];
+                        for (s, o) in sum.iter_mut().zip(order) {
+                            *s += f64::from(row[*o]) * *weight as f64;
+                        }
+                        *total += weight;
+                    }
+                }
+                Ok(sums
+                    .into_iter()
+                    .map(|(sum, total)| sum.map(|s| s / total.max(1) as f64))
+                    .collect())
+            }
+            Self::Nli {
+                head,
+                hypotheses,
+                entailment,
+                contradiction,
+            } => {
+                let mut scores = Vec::with_capacity(segments.len());
+                for segment in &segments {
+                    let mut s = [0.0; 3];
+                    for (i, hypothesis) in hypotheses.iter().enumerate() {
+                        s[i] = entailment_probability(
+                            enc,
+                            head.as_ref(),
+                            segment,
+                            hypothesis,
+                            *entailment,
+                            *contradiction,
+                        )?;
+                    }
+                    scores.push(s);
+                }
+                Ok(scores)
+            }
+        }
+    }
+}
+
+/// The probability that `premise` entails `hypothesis` (HF's zero-shot
+/// multi-label rule: softmax over entailment and contradiction when the
+/// checkpoint has both, else over every label). A premise too long for
+/// one window is split at word boundaries and the best part counts.
+fn entailment_probability(
+    enc: &SegmentEncoder<'_>,
+    head: &dyn SequenceHead,
+    premise: &str,
+    hypothesis: &str,
+    entailment: usize,
+    contradiction: Option<usize>,
+) -> Result<f64, InferError> {
+    let normalize = |t: &str| enc.tokenizer.normalizer().normalize(t).text().to_string();
+    let hypothesis = normalize(hypothesis);
+    let words: Vec<&str> = premise.split_whitespace().collect();
+    let max = enc.encoder.max_positions();
+    let mut best: f64 = 0.0;
+    let mut start = 0;
+    while start < words.len() || start == 0 {
+        let mut end = words.len();
+        let ids = loop {
+            let part = normalize(&words[start..end].join(" "));
+            let ids = enc.tokenizer.encode_pair(&part, &hypothesis)?;
+            if ids.len() <= max || end <= start + 1 {
+                break ids[..ids.len().min(max)].to_vec();
+            }
+            end = start + (end - start).div_ceil(2);
+        };
+        let n = ids.len();
+        let ids = Tensor::new(ids, enc.device)?.unsqueeze(0)?;
+        let mask = Tensor::ones((1, n), DType::U32, enc.device)?;
+        let hidden = enc.encoder.forward(&ids, &mask)?;
+        let logits = head.forward(&hidden, &mask)?.squeeze(0)?;
+        let logits = match contradiction {
+            Some(c) => Tensor::new(
+                &[
+                    logits.get(c)?.to_scalar::<f32>()?,
+                    logits.get(entailment)?.to_scalar::<f32>()?,
+                ],
+                enc.device,
+            )?,
+            None => logits,
+        };
+        let probs = candle_nn::ops::softmax(&logits, D::Minus1)?.to_vec1::<f32>()?;
+        let p = if contradiction.is_some() {
+            probs[1]
+        } else {
+            probs[entailment]
+        };
+        best = best.max(f64::from(p));
+        if end >= words.len() {
+            break;
+        }
+        start = end;
+    }
+    Ok(best)
+}
