@@ -13,9 +13,9 @@ use rayon::prelude::*;
 
 use crate::InferError;
 use crate::config::VerifiedModel;
-pub use crate::loaded::DEFAULT_BATCH_SIZE;
 use crate::loaded::{LayerConcat, LoadOptions, LoadedModel, Precision};
 use crate::models::Encoder;
+pub use crate::pipeline::DEFAULT_BATCH_SIZE;
 use crate::pipeline::spans::VocabularyScore;
 use crate::pipeline::stance_scorer::SegmentEncoder;
 use crate::pipeline::{

@@ -1,6 +1,6 @@
 //! One body of code, two builds: the f32 loops of the fused CPU ops
 //! ([`crate::attention`], [`crate::norm::add_layer_norm`], the GELU) are
-//! written once, generic over how a multiply-add is done ([`Madd`]), and run
+//! written once, generic over how a multiply-add is done (`Madd`), and run
 //! either inside a `#[target_feature(enable = "avx512f,fma")]` function,
 //! where LLVM turns them into 16-lane AVX-512 FMAs, or as they are, for
 //! CPUs without AVX-512 (baseline x86-64 has no FMA, and a fused

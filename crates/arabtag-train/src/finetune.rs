@@ -540,7 +540,7 @@ impl FinetuneTrainer {
     /// Writes the released head: `weight` and `bias` f32; of the trained
     /// layers, each matrix 8-bit with a scale per row (`NAME.q8` u8, the
     /// value + 128, and `NAME.scale` f32, see [`quantize_rows`]) and each
-    /// vector (biases, LayerNorms) f16. [`dequantize_head`] reads it back.
+    /// vector (biases, LayerNorms) f16. [`dequantize_head`](arabtag_infer::models::dequantize_head) reads it back.
     pub fn save_head(&self, path: &Path) -> Result<(), TrainError> {
         create_parent(path)?;
         let mut tensors = HashMap::new();

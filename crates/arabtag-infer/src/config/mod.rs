@@ -91,6 +91,7 @@
 //! #        candidate_labels = { mediation = "…", conflict = "…", energy = "…" }
 //! ```
 
+mod describe;
 mod hub;
 mod parse;
 mod resolve;

@@ -4,7 +4,7 @@
 //! [`LoadedModel::load`] reads everything a [`VerifiedModel`] names, on
 //! the CPU: the encoder (the e5 file, or a hub-layout checkpoint, 8-bit
 //! where the config says `int8 = true`), the NER head with any fine-tuned
-//! layers its head file carries ([`ner`]), and the stance scorer the
+//! layers its head file carries ([`NerTask`]), and the stance scorer the
 //! `[stance]` method asks for. The [`crate::Tagger`] runs it over
 //! documents; [`LoadedModel::ner_network`] hands its NER network to the
 //! exporter and the benchmark; [`load_bert`] gives trainers the encoder
@@ -31,7 +31,7 @@ use crate::models::{
 use crate::pipeline::stance_scorer::{SegmentEncoder, StanceScorer};
 use crate::pipeline::{StanceScores, Wrapping};
 
-pub use crate::pipeline::DEFAULT_BATCH_SIZE;
+use crate::pipeline::DEFAULT_BATCH_SIZE;
 
 /// In what precision the encoder's layers are loaded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
