@@ -537,3 +537,85 @@ impl BenchReport {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn vm_hwm_is_read_from_a_proc_status_text() {
+        let status = "Name:\tarabtag\nVmPeak:\t  300000 kB\nVmHWM:\t  215332 kB\nVmRSS:\t 1 kB\n";
+        assert_eq!(vm_hwm_kb(status), Some(215_332));
+        assert_eq!(vm_hwm_kb("Name:\tx\n"), None);
+        assert_eq!(vm_hwm_kb("VmHWM:\t lots kB\n"), None);
+    }
+
+    #[test]
+    fn flops_count_products_and_attention() {
+        // One layer, one position, h = 1, ff = 1: 2·(4 + 2) + 4·1·1.
+        assert_eq!(flops(1, 1, 1.0, 1.0), 16.0);
+        // Linear in layers; attention grows with the length.
+        assert_eq!(
+            flops(10, 3, 384.0, 1536.0),
+            3.0 * flops(10, 1, 384.0, 1536.0)
+        );
+        let per_token = |len: usize| flops(len, 1, 384.0, 1536.0) / len as f64;
+        assert!(per_token(512) > per_token(64));
+    }
+
+    #[test]
+    fn rates_are_per_second_and_never_divide_by_zero() {
+        let p = pass(2.0, 10, 1_000, 4_000, 6e9);
+        assert_eq!(
+            (p.tokens_per_second, p.items_per_second, p.gflop_per_second),
+            (500.0, 5.0, 3.0)
+        );
+        assert!(pass(0.0, 1, 1, 1, 1.0).tokens_per_second.is_finite());
+    }
+
+    #[test]
+    fn the_corpus_is_seeds_then_conll_sentences_repeated_to_the_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let seeds = dir.path().join("seeds");
+        std::fs::create_dir(&seeds).unwrap();
+        std::fs::write(seeds.join("b.txt"), "نص ثان").unwrap();
+        std::fs::write(seeds.join("a.txt"), "نص أول").unwrap();
+        std::fs::write(seeds.join("notes.md"), "not a seed").unwrap();
+        let conll = dir.path().join("c.txt");
+        let sentences: String = (0..12).map(|i| format!("w{i} O\nx B-LOC\n\n")).collect();
+        std::fs::write(&conll, sentences).unwrap();
+        let config = BenchConfig {
+            model: PathBuf::from("unused.toml"),
+            bytes: 200,
+            seeds,
+            conll,
+            work: dir.path().join("work"),
+            peers: None,
+            batch_size: 16,
+            exe: PathBuf::from("arabtag"),
+        };
+        let (docs, per_copy) = corpus(&config).unwrap();
+        // Two seeds (sorted by name), then 12 sentences ten a document.
+        assert_eq!(per_copy, 4);
+        assert_eq!(docs[0].text, "نص أول");
+        assert_eq!(docs[1].text, "نص ثان");
+        assert_eq!(docs[2].text.lines().count(), 10);
+        assert_eq!(docs[2].text.lines().next(), Some("w0 x"));
+        assert_eq!(docs[3].text, "w10 x\nw11 x");
+        assert_eq!(docs[4].id, "r1-0");
+        let bytes: usize = docs.iter().map(|d| d.text.len()).sum();
+        assert!(bytes >= 200 && docs.len() % per_copy == 0, "{bytes} bytes");
+        // No seeds and no sentences: an error, not an endless loop.
+        let empty = dir.path().join("empty");
+        std::fs::create_dir(&empty).unwrap();
+        std::fs::write(dir.path().join("none.txt"), "").unwrap();
+        let nothing = BenchConfig {
+            seeds: empty,
+            conll: dir.path().join("none.txt"),
+            ..config
+        };
+        assert!(matches!(corpus(&nothing), Err(BenchError::EmptyCorpus)));
+    }
+}

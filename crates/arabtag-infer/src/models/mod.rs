@@ -3,10 +3,15 @@
 //! - Encoders, one file per architecture, all behind [`Encoder`]:
 //!   [`bert::BertModel`], [`xlm_roberta::XlmRobertaModel`] (BERT's layers,
 //!   RoBERTa's positions), [`deberta_v2::DebertaV2Model`] (candle's), and
-//!   [`e5::E5Model`] (the `E5S1` 4-bit file on our BERT). Linear layers are
-//!   dense or quantized ([`layers::Linear`]).
+//!   [`e5::E5Model`] (the `E5S1` 4-bit file on our BERT; its format in
+//!   [`e5_file`]). Linear layers are dense, 4-bit or 8-bit
+//!   ([`layers::Linear`]); the CPU ops they run are `arabtag-kernels`'.
+//! - Weight surgery apart from the architectures ([`surgery`]): layers to
+//!   8-bit or 4-bit, a head file's fine-tuned layers in place of the
+//!   encoder's, every tensor read back under its checkpoint name.
 //! - Heads ([`heads`]): token classification for all three, sequence
-//!   classification per architecture, and classifiers from head files.
+//!   classification per architecture, and classifiers from head files; the
+//!   head file format ([`head_file`]).
 //! - [`embed`]: e5 sentence embeddings over any encoder.
 //! - Entry points: [`load_hub`] (`config.json` + `model.safetensors`,
 //!   architecture by `model_type`) and [`load_e5`].
