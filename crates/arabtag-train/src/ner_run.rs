@@ -221,34 +221,15 @@ pub fn run_ner(a: &NerRun, model: &VerifiedModel, obs: &dyn RunObserver) -> Resu
         max_len: spec.max_len,
         stride: spec.stride,
     };
-    let features = match load_cache(&a.cache, &key)? {
-        Some(f) => {
-            obs.line(&format!("features: cache {}", key.path(&a.cache).display()));
-            f
-        }
-        None => {
-            let tokens: usize = aligned.iter().map(|s| s.ids.len()).sum();
-            let mut progress = obs.progress(tokens as u64, "tokens");
-            let started = Instant::now();
-            let f = extract_features(
-                bert,
-                tokenizer.special_tokens(),
-                &aligned,
-                &spec,
-                &mut *progress,
-            )?;
-            drop(progress);
-            let secs = started.elapsed().as_secs_f64();
-            let path = save_cache(&a.cache, &key, &f)?;
-            obs.line(&format!(
-                "features: {tokens} subtokens of {} sentences in {secs:.1} s ({:.0} subtokens/s), cached in {}",
-                aligned.len(),
-                tokens as f64 / secs.max(1e-9),
-                path.display()
-            ));
-            f
-        }
-    };
+    let features = cached(
+        obs,
+        "features",
+        &key.path(&a.cache),
+        &aligned,
+        || load_cache(&a.cache, &key),
+        |progress| extract_features(bert, tokenizer.special_tokens(), &aligned, &spec, progress),
+        |f| save_cache(&a.cache, &key, f),
+    )?;
     if features.sentences() != aligned.len() || features.dim != hidden * a.layers.len() {
         return Err(TrainError::CacheMismatch {
             path: key.path(&a.cache),
@@ -364,6 +345,38 @@ pub fn run_ner(a: &NerRun, model: &VerifiedModel, obs: &dyn RunObserver) -> Resu
         )?;
     }
     Ok(())
+}
+
+/// What `load` finds in the cache at `path`, or else what `build` makes of
+/// `aligned` (progress in subtokens), saved by `save`; `what` names it in
+/// the lines said on the way.
+fn cached<T>(
+    obs: &dyn RunObserver,
+    what: &str,
+    path: &Path,
+    aligned: &[AlignedSentence],
+    load: impl FnOnce() -> Result<Option<T>, TrainError>,
+    build: impl FnOnce(&mut dyn FnMut(usize)) -> Result<T, TrainError>,
+    save: impl FnOnce(&T) -> Result<PathBuf, TrainError>,
+) -> Result<T, TrainError> {
+    if let Some(found) = load()? {
+        obs.line(&format!("{what}: cache {}", path.display()));
+        return Ok(found);
+    }
+    let tokens: usize = aligned.iter().map(|s| s.ids.len()).sum();
+    let mut progress = obs.progress(tokens as u64, "tokens");
+    let started = Instant::now();
+    let built = build(&mut *progress)?;
+    drop(progress);
+    let secs = started.elapsed().as_secs_f64();
+    let path = save(&built)?;
+    obs.line(&format!(
+        "{what}: {tokens} subtokens of {} sentences in {secs:.1} s ({:.0} subtokens/s), cached in {}",
+        aligned.len(),
+        tokens as f64 / secs.max(1e-9),
+        path.display()
+    ));
+    Ok(built)
 }
 
 /// Dev entity scores (seqeval default mode) with argmax and with
@@ -508,38 +521,24 @@ fn finetune(a: &NerRun, obs: &dyn RunObserver, s: &Setup<'_>) -> Result<(), Trai
         max_len: Some(plan.max_len),
         stride: plan.stride,
     };
-    let cache = match load_layer_cache(&a.cache, &key)? {
-        Some(c) => {
-            obs.line(&format!(
-                "layer {from} states: cache {}",
-                key.path(&a.cache).display()
-            ));
-            c
-        }
-        None => {
-            let tokens: usize = s.aligned.iter().map(|x| x.ids.len()).sum();
-            let mut progress = obs.progress(tokens as u64, "tokens");
-            let started = Instant::now();
-            let c = build_layer_cache(
+    let cache = cached(
+        obs,
+        &format!("layer {from} states"),
+        &key.path(&a.cache),
+        s.aligned,
+        || load_layer_cache(&a.cache, &key),
+        |progress| {
+            build_layer_cache(
                 bert,
                 s.tokenizer.special_tokens(),
                 s.aligned,
                 from,
                 &plan,
-                &mut *progress,
-            )?;
-            drop(progress);
-            let secs = started.elapsed().as_secs_f64();
-            let path = save_layer_cache(&a.cache, &key, &c)?;
-            obs.line(&format!(
-                "layer {from} states: {tokens} subtokens of {} sentences in {secs:.1} s ({:.0} subtokens/s), cached in {}",
-                s.aligned.len(),
-                tokens as f64 / secs.max(1e-9),
-                path.display()
-            ));
-            c
-        }
-    };
+                progress,
+            )
+        },
+        |c| save_layer_cache(&a.cache, &key, c),
+    )?;
     if cache.word_offsets.len() != s.aligned.len() + 1 {
         return Err(TrainError::CacheMismatch {
             path: key.path(&a.cache),
