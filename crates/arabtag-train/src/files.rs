@@ -1,5 +1,6 @@
-//! The files a run writes and reads back: JSON (pretty, a final newline)
-//! and the folders they go in.
+//! What a run shares: how it reports as it goes ([`RunObserver`]), the
+//! files it writes and reads back (JSON, pretty, a final newline, and the
+//! folders they go in) and the sha256 of its inputs.
 
 use std::path::Path;
 
@@ -40,4 +41,25 @@ pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), TrainError
         path: path.to_owned(),
         source,
     })
+}
+
+/// The hex sha256 of a file's bytes (read in blocks, as the model files
+/// are verified).
+pub fn sha256_file(path: &Path) -> Result<String, TrainError> {
+    arabtag_infer::config::digest(path)
+        .map(|d| d.sha256.to_hex())
+        .map_err(|source| TrainError::Read {
+            path: path.to_owned(),
+            source,
+        })
+}
+
+/// How a run reports as it goes: log lines, and progress over counted
+/// work.
+pub trait RunObserver {
+    /// One line for the user (an epoch's figures, a cache used or written).
+    fn line(&self, text: &str);
+    /// Progress over `len` units of `what`; the returned callback gets each
+    /// step's count, and is dropped when the work is done.
+    fn progress(&self, len: u64, what: &str) -> Box<dyn FnMut(usize) + '_>;
 }

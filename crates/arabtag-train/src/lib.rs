@@ -34,6 +34,6 @@ pub mod stance_run;
 pub use align::{AlignedSentence, TaggedSentence, align_sentence, label_set};
 pub use error::TrainError;
 pub use features::{CacheKey, FeatureSpec, Features, extract_features, load_cache, save_cache};
-pub use files::{read_json, write_json};
+pub use files::{RunObserver, read_json, sha256_file, write_json};
 pub use head::{EpochReport, HEAD_FORMAT, HeadTrainer, LayerHeadMeta, TrainOptions, TrainState};
-pub use ner_run::{NerRun, RunObserver, run_ner, sha256_file};
+pub use ner_run::{NerRun, run_ner};

@@ -24,9 +24,9 @@ use arabtag_infer::pipeline::bio::{WordLabel, argmax_labels, viterbi_labels};
 use arabtag_infer::pipeline::{LabelScheme, Wrapping};
 use arabtag_tokenizer::SubwordEncoder;
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 use crate::features::{CACHE_FORMAT, DEFAULT_BATCH_TOKENS, DEFAULT_STRIDE, WindowPlan};
+use crate::files::{RunObserver, sha256_file};
 use crate::finetune::{
     FinetuneOptions, FinetuneTrainer, LAYER_CACHE_FORMAT, build_layer_cache, load_layer_cache,
     save_layer_cache,
@@ -76,16 +76,6 @@ pub struct NerRun {
     pub resume: bool,
 }
 
-/// How a run reports as it goes: log lines, and progress over counted
-/// work.
-pub trait RunObserver {
-    /// One line for the user (an epoch's figures, a cache used or written).
-    fn line(&self, text: &str);
-    /// Progress over `len` units of `what`; the returned callback gets each
-    /// step's count, and is dropped when the work is done.
-    fn progress(&self, len: u64, what: &str) -> Box<dyn FnMut(usize) + '_>;
-}
-
 /// What a run was made from, written beside the history.
 #[derive(Debug, Serialize)]
 struct Provenance<'a> {
@@ -128,18 +118,6 @@ fn epoch_report(
         dev_f1_viterbi: Some(f1_viterbi),
         seconds,
     }
-}
-
-/// The hex sha256 of a file's bytes.
-pub fn sha256_file(path: &Path) -> Result<String, TrainError> {
-    let bytes = std::fs::read(path).map_err(|source| TrainError::Read {
-        path: path.to_owned(),
-        source,
-    })?;
-    Ok(Sha256::digest(&bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect())
 }
 
 /// Runs `run` on `model` (whose encoder must be a BERT-family one):

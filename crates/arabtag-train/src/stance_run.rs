@@ -18,7 +18,7 @@ use arabtag_infer::{TagOptions, Tagger};
 use arabtag_records::STANCE_LABELS;
 use serde::Serialize;
 
-use crate::ner_run::{RunObserver, sha256_file};
+use crate::files::{RunObserver, sha256_file};
 use crate::stance::StanceHead;
 use crate::{TrainError, write_json};
 

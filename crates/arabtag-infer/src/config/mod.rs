@@ -117,8 +117,9 @@ pub use types::{
 pub use crate::models::Architecture;
 /// `ner.aggregation`: the pipeline's own type.
 pub use crate::pipeline::Aggregation;
-pub(crate) use verify::digest;
-pub use verify::{FileCheck, FileDigest, FileProblem, VerifiedFile, VerifiedModel, check_file};
+pub use verify::{
+    FileCheck, FileDigest, FileProblem, VerifiedFile, VerifiedModel, check_file, digest,
+};
 
 /// The `schema_version` this crate reads.
 pub const SCHEMA_VERSION: u32 = 1;

@@ -146,7 +146,8 @@ pub fn check_file(file: &ModelFile) -> FileCheck {
     }
 }
 
-pub(crate) fn digest(path: &Path) -> io::Result<FileDigest> {
+/// The sha256 and size of the file at `path`, read in 1 MB blocks.
+pub fn digest(path: &Path) -> io::Result<FileDigest> {
     let mut file = File::open(path)?;
     let mut hasher = Hasher::new();
     let mut buf = vec![0u8; 1 << 20];

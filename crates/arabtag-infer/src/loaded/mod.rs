@@ -23,7 +23,9 @@ pub(crate) use self::ner::LayerConcat;
 pub use self::ner::NerTask;
 pub use self::network::NerNetwork;
 use crate::InferError;
-use crate::config::{DType, NerHead, ResolvedSource, StanceConfig, StanceMethod, VerifiedModel};
+use crate::config::{
+    Architecture, DType, NerHead, ResolvedSource, StanceConfig, StanceMethod, VerifiedModel,
+};
 use crate::models::{
     BertModel, E5Model, E5Precision, Encoder, HeadChoice, HeadKind, HubOptions, PooledClassifier,
     Pooling, SequenceHead, TokenHead, load_e5, load_hub,
@@ -42,6 +44,14 @@ pub enum Precision {
     /// f32 layers (or the config's 4-bit ones) whatever `int8` and `dtype`
     /// say: the network an export holds, and what training reads.
     F32,
+}
+
+impl Precision {
+    /// Whether the encoder's layers run as 8-bit products: the config's
+    /// `int8` in [`Precision::Configured`], never in [`Precision::F32`].
+    fn int8(self, model: &VerifiedModel) -> bool {
+        model.model().int8 && self == Precision::Configured
+    }
 }
 
 /// How to load a model.
@@ -90,12 +100,34 @@ struct Encoded {
     sequence_head: Option<Box<dyn SequenceHead>>,
 }
 
+/// The checkpoint head the tasks read of a hub-layout model: the token
+/// head for `ner.head = "checkpoint"`, else the sequence head for NLI
+/// stance (when `stance` is loaded), else none.
+fn checkpoint_head(model: &VerifiedModel, stance: bool) -> HeadChoice {
+    let resolved = model.model();
+    match (&resolved.ner, &resolved.stance) {
+        (Some(ner), _) if ner.head == NerHead::Checkpoint => HeadChoice::Token,
+        (
+            _,
+            Some(StanceConfig {
+                method: StanceMethod::Nli { .. },
+                ..
+            }),
+        ) if stance => HeadChoice::Sequence,
+        _ => HeadChoice::None,
+    }
+}
+
 /// The encoder `model` names, in `precision`, with the hub checkpoint's
-/// heads its tasks need.
-fn load_encoder(model: &VerifiedModel, precision: Precision) -> Result<Encoded, InferError> {
+/// `head` (ignored for the e5 file, which has none).
+fn load_encoder(
+    model: &VerifiedModel,
+    precision: Precision,
+    head: HeadChoice,
+) -> Result<Encoded, InferError> {
     let resolved = model.model();
     let device = Device::Cpu;
-    let int8 = resolved.int8 && precision == Precision::Configured;
+    let int8 = precision.int8(model);
     if int8 && !arabtag_kernels::vnni_available() {
         tracing::warn!(
             "int8 = true on a CPU without AVX-512 VNNI: the 8-bit products run in a \
@@ -113,17 +145,6 @@ fn load_encoder(model: &VerifiedModel, precision: Precision) -> Result<Encoded, 
             let config_json = model
                 .checkpoint_config()
                 .ok_or(InferError::NoCheckpointConfig)?;
-            let head = match (&resolved.ner, &resolved.stance) {
-                (Some(ner), _) if ner.head == NerHead::Checkpoint => HeadChoice::Token,
-                (
-                    _,
-                    Some(StanceConfig {
-                        method: StanceMethod::Nli { .. },
-                        ..
-                    }),
-                ) => HeadChoice::Sequence,
-                _ => HeadChoice::None,
-            };
             let dtype = match precision {
                 Precision::Configured => candle_dtype(resolved.dtype),
                 Precision::F32 => candle_core::DType::F32,
@@ -157,10 +178,18 @@ fn load_encoder(model: &VerifiedModel, precision: Precision) -> Result<Encoded, 
 /// The encoder of a verified model as our BERT, on the CPU, f32 (or the
 /// config's 4-bit layers), so that its layers can be read
 /// ([`BertModel::forward_layers`]) and trained: the e5 file, or a BERT /
-/// XLM-RoBERTa checkpoint in the hub layout. DeBERTa-v2 is refused (candle's
-/// encoder does not give its intermediate layers).
+/// XLM-RoBERTa checkpoint in the hub layout, without any head. DeBERTa-v2
+/// is refused before anything is read (candle's encoder does not give its
+/// intermediate layers).
 pub fn load_bert(model: &VerifiedModel) -> Result<BertModel, InferError> {
-    let encoded = load_encoder(model, Precision::F32)?;
+    if model.model().architecture == Architecture::DebertaV2 {
+        return Err(InferError::UnsupportedConfig {
+            model: "deberta-v2",
+            field: "model_type",
+            value: "deberta-v2 (no intermediate layers for training features)".to_owned(),
+        });
+    }
+    let encoded = load_encoder(model, Precision::F32, HeadChoice::None)?;
     encoded
         .encoder
         .as_bert()
@@ -182,14 +211,15 @@ impl LoadedModel {
                 let vocabulary = tokenizer.whole_word_pieces();
                 Ok::<_, InferError>((tokenizer, vocabulary))
             });
-            let weights = load_encoder(model, options.precision).and_then(|encoded| {
+            let head = checkpoint_head(model, options.stance);
+            let weights = load_encoder(model, options.precision, head).and_then(|encoded| {
                 let ner = match &resolved.ner {
                     None => None,
                     Some(cfg) => Some(NerTask::load(
                         cfg,
                         encoded.encoder.as_ref(),
                         encoded.token_head,
-                        resolved.int8 && options.precision == Precision::Configured,
+                        options.precision.int8(model),
                     )?),
                 };
                 Ok((encoded.encoder, encoded.sequence_head, ner))

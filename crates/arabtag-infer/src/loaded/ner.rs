@@ -94,10 +94,11 @@ impl NerTask {
                             what: "ner.head holds fine-tuned encoder layers",
                         });
                     }
-                    Box::new(TokenClassifier::from_file(
-                        &file.path,
+                    Box::new(TokenClassifier::from_tensors(
+                        tensors,
                         width,
                         cfg.labels.clone(),
+                        &file.path,
                         &device,
                     )?)
                 }

@@ -90,13 +90,8 @@ impl NerNetwork {
                 )
             })?
             .clone();
+        // `NerTask::load` refused a layer past the encoder's.
         let depth = head_layer(task.layers())?.unwrap_or(bert.num_layers());
-        if depth > bert.num_layers() {
-            return Err(InferError::LayerOutOfRange {
-                layer: depth,
-                layers: bert.num_layers(),
-            });
-        }
         let (weight, bias) = task
             .head()
             .dense()

@@ -130,6 +130,17 @@ fn classifier_from_file(
             path: path.to_owned(),
             source: Box::new(source.into()),
         })?;
+    classifier_from_tensors(tensors, in_features, labels, path, device)
+}
+
+/// [`classifier_from_file`] of tensors already read from `path`.
+fn classifier_from_tensors(
+    tensors: std::collections::HashMap<String, Tensor>,
+    in_features: usize,
+    labels: Vec<String>,
+    path: &Path,
+    device: &Device,
+) -> Result<Classifier, InferError> {
     let vb = VarBuilder::from_tensors(tensors, DType::F32, device);
     Classifier::load(vb, in_features, labels).map_err(|source| InferError::Checkpoint {
         path: path.to_owned(),
@@ -184,14 +195,8 @@ impl TokenClassifier {
         path: &Path,
         device: &Device,
     ) -> Result<Self, InferError> {
-        let vb = VarBuilder::from_tensors(tensors, DType::F32, device);
         Ok(Self {
-            classifier: Classifier::load(vb, hidden_size, labels).map_err(|source| {
-                InferError::Checkpoint {
-                    path: path.to_owned(),
-                    source: Box::new(source),
-                }
-            })?,
+            classifier: classifier_from_tensors(tensors, hidden_size, labels, path, device)?,
         })
     }
 

@@ -22,16 +22,14 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use arabtag_infer::{TagOptions, Tagger};
+use arabtag_records::inputs::{Input, InputFormat, read_inputs};
 use arabtag_records::{Document, Entity, JsonlWriter, Record, Span};
 use arabtag_tokenizer::{segments, words};
 use clap::{Args, ValueEnum};
 
-use arabtag_records::inputs::{Input, InputFormat, read_inputs};
-
 use super::Status;
 use crate::output::progress_bar;
 
-/// The model config used when `--model` is not given.
 /// Documents handed to the model at a time (output is written after each).
 const CHUNK: usize = 32;
 
