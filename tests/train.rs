@@ -189,6 +189,58 @@ fn train_ner_checkpoints_caches_and_resumes() {
     );
 }
 
+/// `--dev FILE`: every sentence of the train file trains, the dev file's
+/// are scored; an empty dev file is refused, naming it.
+#[test]
+fn train_ner_takes_a_dev_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let (config, data) = setup(dir.path());
+    let text = std::fs::read_to_string(&data).unwrap();
+    let dev_text: String = text
+        .split("\n\n")
+        .take(4)
+        .map(|s| format!("{s}\n\n"))
+        .collect();
+    let dev = dir.path().join("dev.txt");
+    std::fs::write(&dev, dev_text).unwrap();
+    let cache = dir.path().join("cache");
+    let out = dir.path().join("out");
+    let dev_arg = dev.to_str().unwrap();
+    train(
+        &config,
+        &data,
+        &out,
+        &cache,
+        &["--epochs", "1", "--dev", dev_arg],
+    );
+    let v: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("history.json")).unwrap()).unwrap();
+    assert_eq!(v["train_sentences"], 20);
+    assert_eq!(v["dev_sentences"], 4);
+    assert_eq!(v["dev_file"], dev_arg);
+    assert!(v["train_sha256"].as_str().unwrap().contains("+dev:"));
+
+    let empty = dir.path().join("empty.txt");
+    std::fs::write(&empty, "").unwrap();
+    let output = arabtag(&[
+        &"train",
+        &"ner",
+        &"--train",
+        &data,
+        &"--dev",
+        &empty,
+        &"--model",
+        &config,
+        &"--out",
+        &dir.path().join("out2"),
+        &"--cache",
+        &cache,
+    ]);
+    assert!(!output.status.success());
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(err.contains("empty.txt"), "{err}");
+}
+
 /// `--finetune`: layer 2 of the tiny BERT trained from the cached layer-1
 /// states; resuming gives the bytes of a straight run; the released head
 /// file (classifier + layer 2) tags through a config, and a config whose

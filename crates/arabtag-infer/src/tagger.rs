@@ -132,8 +132,10 @@ impl Tagger {
                 proclitics: Proclitics {
                     strip: !self.options.raw,
                     vocabulary: Some(score),
+                    names: task.names.as_ref(),
                     ..Proclitics::default()
                 },
+                context: task.context,
             };
             let head = |hidden: &Tensor| task.head().forward(hidden);
             let base = task.encoder(self.model.encoder());

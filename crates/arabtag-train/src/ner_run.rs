@@ -1,5 +1,6 @@
 //! NER training runs, as `arabtag train ner` drives them: the training
-//! file split into train and dev (its last tenth, in order), features or
+//! file split into train and dev (its last tenth, in order, unless a dev
+//! file is given), features or
 //! layer states extracted once and cached, epochs run, a checkpoint saved
 //! per epoch (`--resume` continues from the last, exactly), the epoch best
 //! on dev (Viterbi) saved as the head, and the history with its provenance.
@@ -44,8 +45,10 @@ const DEV_TENTHS: usize = 1;
 /// checked by the caller).
 #[derive(Debug, Clone)]
 pub struct NerRun {
-    /// The CoNLL training file (its last tenth is dev).
+    /// The CoNLL training file (its last tenth is dev when `dev` is `None`).
     pub train: PathBuf,
+    /// A CoNLL dev file; `None`: the training file's last tenth.
+    pub dev: Option<PathBuf>,
     /// The model config's path, for the provenance.
     pub model: PathBuf,
     /// The output folder.
@@ -82,6 +85,7 @@ struct Provenance<'a> {
     crate_version: &'static str,
     model_config: &'a Path,
     train_file: &'a Path,
+    dev_file: Option<&'a Path>,
     train_sha256: &'a str,
     encoder_sha256: &'a str,
     tokenizer_sha256: &'a str,
@@ -137,16 +141,22 @@ pub fn run_ner(a: &NerRun, model: &VerifiedModel, obs: &dyn RunObserver) -> Resu
     let hidden = bert.dims().hidden_size;
     let tokenizer = SubwordEncoder::from_file(model.tokenizer(), resolved.normalizer)?;
 
-    let conll = ConllFile::read(&a.train)?;
-    let sentences: Vec<TaggedSentence> = conll
-        .sentences
-        .iter()
-        .map(|s| TaggedSentence {
-            words: s.iter().map(|t| t.text.clone()).collect(),
-            tags: s.iter().map(|t| t.tag.clone()).collect(),
-        })
-        .collect();
-    let n_train = sentences.len() * (10 - DEV_TENTHS) / 10;
+    let mut sentences = read_tagged(&a.train)?;
+    let n_train = match &a.dev {
+        Some(dev) => {
+            let n = sentences.len();
+            let dev_sentences = read_tagged(dev)?;
+            if dev_sentences.is_empty() {
+                return Err(TrainError::TooFewSentences {
+                    path: dev.clone(),
+                    sentences: 0,
+                });
+            }
+            sentences.extend(dev_sentences);
+            n
+        }
+        None => sentences.len() * (10 - DEV_TENTHS) / 10,
+    };
     if n_train == 0 || n_train >= sentences.len() {
         return Err(TrainError::TooFewSentences {
             path: a.train.clone(),
@@ -164,7 +174,12 @@ pub fn run_ner(a: &NerRun, model: &VerifiedModel, obs: &dyn RunObserver) -> Resu
             source: Box::new(source),
         })?;
 
-    let train_sha = sha256_file(&a.train)?;
+    // The caches and the provenance name the data: the training file's
+    // sha256, then the dev file's when there is one.
+    let train_sha = match &a.dev {
+        Some(dev) => format!("{}+dev:{}", sha256_file(&a.train)?, sha256_file(dev)?),
+        None => sha256_file(&a.train)?,
+    };
     if a.finetune > 0 {
         return finetune(
             a,
@@ -310,6 +325,7 @@ pub fn run_ner(a: &NerRun, model: &VerifiedModel, obs: &dyn RunObserver) -> Resu
                 crate_version: env!("CARGO_PKG_VERSION"),
                 model_config: &a.model,
                 train_file: &a.train,
+                dev_file: a.dev.as_deref(),
                 train_sha256: &train_sha,
                 encoder_sha256: &encoder_sha,
                 tokenizer_sha256: &tokenizer_sha,
@@ -402,6 +418,19 @@ struct Setup<'a> {
     scheme: &'a LabelScheme,
     /// Sentences before this one train; the rest are dev.
     n_train: usize,
+}
+
+/// The sentences of the CoNLL file at `path`.
+fn read_tagged(path: &Path) -> Result<Vec<TaggedSentence>, TrainError> {
+    let conll = ConllFile::read(path)?;
+    Ok(conll
+        .sentences
+        .iter()
+        .map(|s| TaggedSentence {
+            words: s.iter().map(|t| t.text.clone()).collect(),
+            tags: s.iter().map(|t| t.tag.clone()).collect(),
+        })
+        .collect())
 }
 
 /// The best dev F1 (Viterbi) of the epochs in `history`.
@@ -625,6 +654,7 @@ fn finetune(a: &NerRun, obs: &dyn RunObserver, s: &Setup<'_>) -> Result<(), Trai
                 "crate_version": env!("CARGO_PKG_VERSION"),
                 "model_config": a.model,
                 "train_file": a.train,
+                "dev_file": a.dev,
                 "train_sha256": s.train_sha,
                 "encoder_sha256": s.encoder_sha,
                 "tokenizer_sha256": s.tokenizer_sha,

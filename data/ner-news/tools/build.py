@@ -7,7 +7,7 @@
                                                   OUT/news-dev.{docs,gold}.jsonl (a document
                                                   per dev topic)
   python3 data/ner-news/tools/build.py mix ANER OUT   OUT/mix-train.conll: news train +
-                                                  ANERcorp train (PERS->PER, MISC->O)
+                                                  ANERcorp train (its MISC becomes O)
   python3 data/ner-news/tools/build.py names FILE  the first words of train.jsonl's PER, ORG
                                                   and LOC mentions, one a line (ner.names)
   python3 data/ner-news/tools/build.py stats      counts per split and type
@@ -20,7 +20,8 @@ lands on the same side. Sentence records:
 with offsets in characters (Python str indexes). In the CoNLL files a word
 (white-space token, punctuation attached, as the tagger splits words) gets
 B-/I- of the entity its first letter (or, for a proclitic-attached word, its
-rest) belongs to; DATE becomes O (dates come from the rules).
+rest) belongs to, PER written PERS as in ANERcorp; DATE becomes O (dates
+come from the rules).
 """
 import hashlib
 import json
@@ -34,6 +35,9 @@ from check import MARK, parse_line  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 RAW = ROOT / "raw"
 MODEL_TYPES = ("PER", "ORG", "LOC")
+# The CoNLL files name types as ANERcorp does (PERS), so that the trained head's
+# own labels (`arabtag tag --conll-in`) score against ANERcorp's test file.
+CONLL_TYPE = {"PER": "PERS"}
 
 
 def is_dev(topic):
@@ -101,7 +105,7 @@ def conll_sentence(record):
         for k, ent in enumerate(record["entities"]):
             if ent["start"] < e and s < ent["end"] and ent["type"] in MODEL_TYPES:
                 cur = k
-                tag = ("I-" if prev == k else "B-") + ent["type"]
+                tag = ("I-" if prev == k else "B-") + CONLL_TYPE.get(ent["type"], ent["type"])
                 break
         prev = cur
         lines.append(f"{record['text'][s:e]} {tag}")
@@ -183,7 +187,6 @@ def main(argv):
                     sent = []
                 continue
             tok, tag = line.rsplit(None, 1)
-            tag = tag.replace("PERS", "PER")
             if tag.endswith("MISC"):
                 tag = "O"
             sent.append(f"{tok} {tag}")

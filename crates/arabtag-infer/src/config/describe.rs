@@ -124,16 +124,28 @@ fn describe_ner(ner: &NerConfig) -> String {
     if !dropped.is_empty() {
         map.push_str(&format!("; dropped: {}", dropped.join(", ")));
     }
-    format!(
-        "{:<13} {head}; aggregation {}; windows of {} positions, stride {}\n  {:<11} {}\n  {:<11} {map}\n",
+    let mut out = format!(
+        "{:<13} {head}; aggregation {}; windows of {} positions, stride {}{}\n  {:<11} {}\n  {:<11} {map}\n",
         "ner",
         ner.aggregation,
         ner.window,
         ner.stride,
+        match ner.context {
+            crate::pipeline::NerContext::Document => "",
+            crate::pipeline::NerContext::Segment => ", each segment apart",
+        },
         "labels",
         ner.labels.join(" "),
         "map",
-    )
+    );
+    if let Some(names) = &ner.names {
+        out.push_str(&format!(
+            "  {:<11} {} (evidence for the proclitic rule)\n",
+            "names",
+            names.path.display()
+        ));
+    }
+    out
 }
 
 fn describe_stance(stance: &StanceConfig) -> String {

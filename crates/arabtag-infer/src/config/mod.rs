@@ -68,6 +68,10 @@
 //! labels = ["O", "B-PER", "I-PER", "B-MISC", "I-MISC"]      # the model's labels, id order, IOB2
 //! map = { PER = "PER" }              # model type → PER|ORG|LOC|DATE; unmapped types (MISC) dropped
 //! aggregation = "first"              # first | max | average (DEFAULT_AGGREGATION)
+//! context = "document"              # document | segment: what one window may hold; segment
+//!                                    # windows each sentence apart (models trained on sentences)
+//! names = { path = "heads/names.txt", sha256 = "…" }  # optional: names' first words, one a
+//!                                    # line, evidence for the proclitic rule (pipeline::spans)
 //! window = 512                       # positions per window, special tokens included (DEFAULT_WINDOW)
 //! stride = 128                       # tokens shared by consecutive windows (DEFAULT_STRIDE)
 //! layers = [6, 8, 10, 12]           # head file over these layers' states, concatenated
@@ -117,6 +121,8 @@ pub use types::{
 pub use crate::models::Architecture;
 /// `ner.aggregation`: the pipeline's own type.
 pub use crate::pipeline::Aggregation;
+/// `ner.context`: the pipeline's own type.
+pub use crate::pipeline::NerContext;
 pub use verify::{
     FileCheck, FileDigest, FileProblem, VerifiedFile, VerifiedModel, check_file, digest,
 };
@@ -286,6 +292,14 @@ pub struct NerConfig {
     /// head reads; empty: the last hidden state.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub layers: Vec<usize>,
+    /// `ner.names`: a list of name spellings (one per line, each the first
+    /// word of a name as the guideline spans it), evidence for the
+    /// proclitic rule (`pipeline::spans`); `None`: no such evidence.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub names: Option<FileRef>,
+    /// `ner.context`: what one window may hold (`document`, the default, or
+    /// `segment`: no window crosses a sentence end or a line break).
+    pub context: NerContext,
 }
 
 impl NerConfig {

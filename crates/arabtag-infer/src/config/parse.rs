@@ -13,9 +13,9 @@ use super::{
     DEFAULT_DTYPE, DEFAULT_ENTAILMENT_LABEL, DEFAULT_INT8, DEFAULT_PROTOTYPE_PREFIX,
     DEFAULT_QUANTIZED, DEFAULT_STRIDE, DEFAULT_TOKENIZER_FILE, DEFAULT_WEIGHTS_FILE,
     DEFAULT_WINDOW, DType, DatesConfig, E5Source, EntityType, FileRef, HYPOTHESIS_PLACEHOLDER,
-    HubFile, HubSource, LocalSource, ModelConfig, NerConfig, NerHead, Prototype, Revision,
-    SCHEMA_VERSION, Sha256, Source, StanceConfig, StanceLabel, StanceMethod, WINDOW_SPECIAL_TOKENS,
-    label_type,
+    HubFile, HubSource, LocalSource, ModelConfig, NerConfig, NerContext, NerHead, Prototype,
+    Revision, SCHEMA_VERSION, Sha256, Source, StanceConfig, StanceLabel, StanceMethod,
+    WINDOW_SPECIAL_TOKENS, label_type,
 };
 use crate::InferError;
 
@@ -123,6 +123,8 @@ struct RawNer {
     stride: Option<usize>,
     #[serde(default)]
     layers: Vec<usize>,
+    names: Option<RawPath>,
+    context: Option<NerContext>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -654,6 +656,7 @@ impl Validator {
                 ),
             );
         }
+        let names = raw.names.map(|n| self.path_file("ner.names", n));
         (self.problems.len() == before).then_some(NerConfig {
             head,
             labels: raw.labels,
@@ -662,6 +665,8 @@ impl Validator {
             window,
             stride,
             layers: raw.layers,
+            names,
+            context: raw.context.unwrap_or_default(),
         })
     }
 

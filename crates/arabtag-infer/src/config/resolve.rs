@@ -31,6 +31,8 @@ pub enum FileRole {
     NerHead,
     /// A trained stance head.
     StanceHead,
+    /// The NER names list (`ner.names`).
+    NerNames,
 }
 
 impl FileRole {
@@ -42,6 +44,7 @@ impl FileRole {
             FileRole::Tokenizer => "tokenizer",
             FileRole::NerHead => "ner head",
             FileRole::StanceHead => "stance head",
+            FileRole::NerNames => "ner names",
         }
     }
 }
@@ -116,6 +119,7 @@ pub struct ModelFiles {
     pub tokenizer: ModelFile,
     pub ner_head: Option<ModelFile>,
     pub stance_head: Option<ModelFile>,
+    pub ner_names: Option<ModelFile>,
 }
 
 impl ModelFiles {
@@ -126,6 +130,7 @@ impl ModelFiles {
             .chain([&self.weights, &self.tokenizer])
             .chain(self.ner_head.iter())
             .chain(self.stance_head.iter())
+            .chain(self.ner_names.iter())
     }
 
     /// The file of `role`, if the model has one.
@@ -181,12 +186,18 @@ impl Located {
             }) => Some(model_file(FileRole::StanceHead, "stance.head", head)),
             _ => None,
         };
+        let ner_names = config
+            .ner
+            .as_ref()
+            .and_then(|n| n.names.as_ref())
+            .map(|names| model_file(FileRole::NerNames, "ner.names", names));
         ModelFiles {
             config: checkpoint_config,
             weights,
             tokenizer,
             ner_head,
             stance_head,
+            ner_names,
         }
     }
 }

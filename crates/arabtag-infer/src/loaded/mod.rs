@@ -220,6 +220,7 @@ impl LoadedModel {
                         encoded.encoder.as_ref(),
                         encoded.token_head,
                         options.precision.int8(model),
+                        &resolved.normalizer,
                     )?),
                 };
                 Ok((encoded.encoder, encoded.sequence_head, ner))

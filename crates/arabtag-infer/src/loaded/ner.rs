@@ -8,7 +8,8 @@ use crate::InferError;
 use crate::config::{NerConfig, NerHead};
 use crate::models::bert::LAYER_PREFIX;
 use crate::models::{Encoder, TokenClassifier, TokenHead, load_head_file};
-use crate::pipeline::{Aggregation, LabelMap, LabelScheme, Wrapping};
+use crate::pipeline::{Aggregation, LabelMap, LabelScheme, NameForms, Wrapping};
+use arabtag_tokenizer::NormalizerConfig;
 
 /// The NER task of a config, loaded.
 #[derive(Debug)]
@@ -29,18 +30,35 @@ pub struct NerTask {
     pub(crate) encoder: Option<Box<dyn Encoder>>,
     /// 0-based indices of the encoder layers the head file replaced.
     pub(crate) finetuned: Vec<usize>,
+    /// `ner.names`, normalised: evidence for the proclitic rule.
+    pub(crate) names: Option<NameForms>,
+    /// `ner.context`: what one window may hold.
+    pub(crate) context: crate::pipeline::NerContext,
 }
 
 impl NerTask {
     /// The task `cfg` describes over `encoder`; `token_head` is the hub
     /// checkpoint's head (`ner.head = "checkpoint"`); `int8`: fine-tuned
-    /// layers run as 8-bit products.
+    /// layers run as 8-bit products; the names list is normalised by
+    /// `normalizer` (the model's).
     pub(crate) fn load(
         cfg: &NerConfig,
         encoder: &dyn Encoder,
         token_head: Option<Box<dyn TokenHead>>,
         int8: bool,
+        normalizer: &NormalizerConfig,
     ) -> Result<Self, InferError> {
+        let names = match &cfg.names {
+            None => None,
+            Some(file) => {
+                let text =
+                    std::fs::read_to_string(&file.path).map_err(|source| InferError::Read {
+                        path: file.path.clone(),
+                        source,
+                    })?;
+                Some(NameForms::from_lines(&text, normalizer))
+            }
+        };
         let device = Device::Cpu;
         if let Some(bert) = encoder.as_bert()
             && let Some(&layer) = cfg.layers.iter().find(|&&l| l > bert.num_layers())
@@ -119,6 +137,8 @@ impl NerTask {
             layers: cfg.layers.clone(),
             encoder: ner_encoder,
             finetuned,
+            names,
+            context: cfg.context,
         })
     }
 

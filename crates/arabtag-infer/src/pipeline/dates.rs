@@ -16,10 +16,16 @@
 //!   a date around them: a day before, a year, a paired month or
 //!   الماضي/المقبل after, or شهر/في/منذ/خلال/حتى/مطلع/أواخر… before
 //!   (آب/أوت only with a day, a year, a pair or a deictic word).
-//! - A month takes a day before it (23 نوفمبر), a paired month after `/`,
-//!   `-` or in brackets (23 نوفمبر/ تشرين الثاني is one date), a year
-//!   (سبتمبر 2023, with هـ/م) and, without a year, a deictic word
-//!   (سبتمبر الماضي). English: November 1, 2024.
+//! - A month takes a day before it, in digits or as an ordinal word, with
+//!   or without من (23 نوفمبر, 3 من أكتوبر, الخامس عشر من يناير, الحادي
+//!   والعشرين من مارس), a paired month after `/`, `-` or in brackets
+//!   (23 نوفمبر/ تشرين الثاني is one date; after `/` the pair may continue
+//!   on the next line), a year (سبتمبر 2023, with هـ/م, or من عام 2023)
+//!   and, without a year, a deictic word (سبتمبر الماضي, أكتوبر الفائت) or
+//!   the year named relatively (مارس من العام الماضي, يونيو من هذا العام).
+//!   English: November 1, 2024.
+//! - A day of the current, past or next month: 22 من الشهر الجاري, الخامس
+//!   من الشهر الماضي.
 //! - Weekdays (الأحد … السبت), with يوم/اليوم when present, a deictic word
 //!   after (الأحد الماضي), and a following day-month date: a full dateline
 //!   (الجمعة 1 نوفمبر / November 2024) is one date.
@@ -37,7 +43,8 @@
 //!   الجاري, منذ سنوات).
 //! - الاثنين after بين is "the two", not Monday.
 //!
-//! A date never crosses a line break. [`merge_dates`] adds the dates that
+//! A date never crosses a line break, except a month pair split after its
+//! `/` (a web page's line wrapped inside 23 نوفمبر/ تشرين الثاني). [`merge_dates`] adds the dates that
 //! overlap no model entity to a record's entities.
 
 use arabtag_records::{CharText, Entity, Span};
@@ -214,7 +221,9 @@ fn is_deictic(w: &str) -> bool {
             | "الحالي"
             | "الجاري"
             | "المنصرم"
+            | "المنصرمه"
             | "الفائت"
+            | "الفائته"
     )
 }
 
@@ -236,6 +245,24 @@ fn is_month_context(w: &str) -> bool {
             | "بدايه"
             | "شهر"
             | "شهري"
+    )
+}
+
+/// Ordinal words of days 1-10 (and the units of 11-19, 21-29 and 31).
+fn is_ordinal_unit(w: &str) -> bool {
+    matches!(
+        w,
+        "الاول"
+            | "الحادي"
+            | "الثاني"
+            | "الثالث"
+            | "الرابع"
+            | "الخامس"
+            | "السادس"
+            | "السابع"
+            | "الثامن"
+            | "التاسع"
+            | "العاشر"
     )
 }
 
@@ -366,6 +393,11 @@ impl Scan {
         (j < self.toks.len() && !self.toks[j].newline_before).then_some(j)
     }
 
+    /// The token after `i`, on this line or the next.
+    fn next_any(&self, i: usize) -> Option<usize> {
+        (i + 1 < self.toks.len()).then_some(i + 1)
+    }
+
     /// The token before `i` on the same line.
     fn prev(&self, i: usize) -> Option<usize> {
         (i > 0 && !self.toks[i].newline_before).then(|| i - 1)
@@ -470,10 +502,16 @@ impl Scan {
     /// followed.
     fn month_tail(&self, mut e: usize, latin: bool) -> (usize, bool) {
         let mut more = false;
-        // A paired month: نوفمبر/ تشرين الثاني, أغسطس (آب).
+        // A paired month: نوفمبر/ تشرين الثاني, أغسطس (آب); after `/` the
+        // second name may be on the next line.
         if let Some(p) = self.next(e) {
+            let after_slash = if self.is_punct(p, &['/']) {
+                self.next_any(p)
+            } else {
+                self.next(p)
+            };
             if self.is_punct(p, &['/', '-'])
-                && let Some((_, last, _)) = self.next(p).and_then(|j| self.month(j, false))
+                && let Some((_, last, _)) = after_slash.and_then(|j| self.month(j, false))
             {
                 e = last;
                 more = true;
@@ -504,14 +542,88 @@ impl Scan {
         {
             return (d, true);
         }
+        if let Some(last) = self.of_year(e) {
+            return (last, true);
+        }
         (e, more)
     }
 
-    /// A day and a month at `i` (23 نوفمبر …): the last token.
+    /// The year of a month ending at token `e` given after من: من عام 2023,
+    /// من العام الماضي, من السنة المقبلة, من هذا العام. Returns the last token.
+    fn of_year(&self, e: usize) -> Option<usize> {
+        let from = self.next(e).filter(|&m| self.word(m) == Some("من"))?;
+        let head = self.next(from)?;
+        let w = self.word(head)?;
+        if matches!(w, "عام" | "سنه") {
+            return self
+                .next(head)
+                .filter(|&y| self.year(y).is_some())
+                .map(|y| self.era(y));
+        }
+        if matches!(w, "العام" | "السنه") {
+            return self
+                .next(head)
+                .filter(|&d| self.word(d).is_some_and(is_deictic));
+        }
+        if matches!(w, "هذا" | "هذه") {
+            return self
+                .next(head)
+                .filter(|&k| matches!(self.word(k), Some("العام" | "السنه")));
+        }
+        None
+    }
+
+    /// An ordinal day word at `i` (الخامس, الخامس عشر, الحادي والعشرين,
+    /// الثلاثين; its first word may carry a proclitic): its last token.
+    fn ordinal_day(&self, i: usize) -> Option<usize> {
+        let ordinal = |w: &str| {
+            (is_ordinal_unit(w) || matches!(w, "العشرين" | "الثلاثين")).then(|| w.to_owned())
+        };
+        let (_, w) = self.stripped(i, ordinal)?;
+        let w = w.as_str();
+        if matches!(w, "العشرين" | "الثلاثين") {
+            return Some(i);
+        }
+        if !is_ordinal_unit(w) {
+            return None;
+        }
+        let second = self.next(i).and_then(|j| self.word(j).map(|x| (j, x)));
+        match second {
+            Some((j, "عشر")) if !matches!(w, "الاول" | "العاشر") => Some(j),
+            Some((j, "والعشرين")) if w != "العاشر" => Some(j),
+            Some((j, "والثلاثين")) if matches!(w, "الحادي" | "الاول") => {
+                Some(j)
+            }
+            _ => (w != "الحادي").then_some(i),
+        }
+    }
+
+    /// A day and a month at `i` (23 نوفمبر, 3 من أكتوبر, الخامس عشر من
+    /// يناير, 22 من الشهر الجاري …): the last token.
     fn day_month(&self, i: usize) -> Option<usize> {
-        self.day(i)?;
-        let (_, last, _) = self.next(i).and_then(|j| self.month(j, false))?;
-        Some(self.month_tail(last, false).0)
+        let day = match self.day(i) {
+            Some(_) => i,
+            None => self.ordinal_day(i)?,
+        };
+        let mut j = self.next(day)?;
+        let from = self.word(j) == Some("من");
+        if from {
+            j = self.next(j)?;
+        }
+        if let Some((_, last, _)) = self.month(j, false) {
+            return Some(self.month_tail(last, false).0);
+        }
+        // 22 من الشهر الجاري, الخامس من هذا الشهر.
+        if !from {
+            return None;
+        }
+        match self.word(j)? {
+            "الشهر" => self
+                .next(j)
+                .filter(|&d| self.word(d).is_some_and(is_deictic)),
+            "هذا" => self.next(j).filter(|&k| self.word(k) == Some("الشهر")),
+            _ => None,
+        }
     }
 
     /// A weekday at `i` (proclitics left out), its deictic word and a
@@ -650,6 +762,15 @@ impl Scan {
         }
         if let Some(found) = self.weekday(i) {
             return Some(found);
+        }
+        // الخامس عشر من يناير (a proclitic left out: والعاشر من مارس).
+        if self.ordinal_day(i).is_some()
+            && let Some(last) = self.day_month(i)
+            && let Some((start, ())) = self.stripped(i, |w| {
+                (is_ordinal_unit(w) || matches!(w, "العشرين" | "الثلاثين")).then_some(())
+            })
+        {
+            return Some((start, last));
         }
         // عام 2022.
         if let Some(start) = self.stripped_is(i, is_year_head)

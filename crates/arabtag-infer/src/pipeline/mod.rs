@@ -41,8 +41,8 @@ pub use dates::{find_dates, merge_dates};
 pub use labels::LabelMap;
 pub use punct::is_punctuation;
 pub use runner::{
-    DEFAULT_BATCH_SIZE, DEFAULT_STRIDE, DocLogits, NerModel, NerOptions, decode_entities,
-    ner_logits, tag_ner,
+    DEFAULT_BATCH_SIZE, DEFAULT_STRIDE, DocLogits, NerContext, NerModel, NerOptions,
+    decode_entities, ner_logits, plan_windows, tag_ner,
 };
-pub use spans::{Evidence, Proclitics};
+pub use spans::{Evidence, NameForms, Proclitics};
 pub use stance::{StanceScores, document_labels, label_segments, tag_stance};

@@ -12,6 +12,8 @@ use crate::pipeline::batch::{Batching, TokenRows, WindowedDoc, Wrapping, token_l
 use crate::pipeline::bio::{Decoding, LabelScheme, decode};
 use crate::pipeline::labels::{LabelMap, entity};
 use crate::pipeline::spans::{Proclitics, SpanMaker};
+use crate::pipeline::stance::segment_spans;
+use serde::{Deserialize, Serialize};
 
 /// Default overlap of consecutive windows, in tokens.
 pub const DEFAULT_STRIDE: usize = 128;
@@ -46,6 +48,38 @@ pub struct NerOptions<'a> {
     pub decoding: Decoding,
     pub label_map: LabelMap,
     pub proclitics: Proclitics<'a>,
+    /// What one window may hold: the whole document, or one segment
+    /// (`ANNOTATION.md`'s sentences) for models trained on single
+    /// sentences.
+    pub context: NerContext,
+}
+
+/// What one NER window may hold (the model config's `ner.context`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NerContext {
+    /// Windows run over the whole document (the default).
+    #[default]
+    Document,
+    /// Each segment's tokens are windowed on their own: no window crosses a
+    /// sentence end or a line break.
+    Segment,
+}
+
+impl NerContext {
+    /// The lower-case name, as the model config spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NerContext::Document => "document",
+            NerContext::Segment => "segment",
+        }
+    }
+}
+
+impl std::fmt::Display for NerContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 impl Default for NerOptions<'_> {
@@ -58,6 +92,7 @@ impl Default for NerOptions<'_> {
             decoding: Decoding::default(),
             label_map: LabelMap::default(),
             proclitics: Proclitics::default(),
+            context: NerContext::default(),
         }
     }
 }
@@ -115,8 +150,9 @@ where
         .collect();
     let plans: Vec<Vec<arabtag_tokenizer::Window>> = encoded
         .iter()
-        .map(|e| match e {
-            Ok(e) => windows(e.tokens.len(), window, options.stride),
+        .zip(docs)
+        .map(|(e, text)| match e {
+            Ok(e) => plan_windows(text, e, window, options.stride, options.context),
             Err(_) => Ok(Vec::new()),
         })
         .collect::<Result<_, _>>()?;
@@ -148,6 +184,51 @@ where
             })
         })
         .collect())
+}
+
+/// The windows over a document's tokens: over all of them, or (`Segment`)
+/// over each segment's tokens apart, so that the counted ranges still
+/// partition the tokens. A token belongs to the segment its span starts in
+/// (or the next one, for a token between segments).
+pub fn plan_windows(
+    text: &str,
+    encoded: &EncodedDocument,
+    window: usize,
+    stride: usize,
+    context: NerContext,
+) -> Result<Vec<arabtag_tokenizer::Window>, InferError> {
+    let n = encoded.tokens.len();
+    if context == NerContext::Document {
+        return Ok(windows(n, window, stride)?);
+    }
+    let segments = segment_spans(text);
+    let mut out = Vec::new();
+    let mut seg = 0;
+    let mut start = 0;
+    for i in 0..=n {
+        let boundary = match encoded.tokens.get(i) {
+            None => true,
+            Some(token) => {
+                let mut next = seg;
+                while next + 1 < segments.len() && token.span.start >= segments[next].end {
+                    next += 1;
+                }
+                let changed = next != seg;
+                seg = next;
+                changed && i > start
+            }
+        };
+        if boundary && i > start {
+            for w in windows(i - start, window, stride)? {
+                out.push(arabtag_tokenizer::Window {
+                    tokens: w.tokens.start + start..w.tokens.end + start,
+                    counted: w.counted.start + start..w.counted.end + start,
+                });
+            }
+            start = i;
+        }
+    }
+    Ok(out)
 }
 
 /// A document's entities from its logits: subwords aggregated to words,
@@ -204,4 +285,61 @@ where
         .zip(logits)
         .map(|(text, doc)| decode_entities(text, &doc?, model.labels, normalizer, options))
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use arabtag_records::Span;
+    use arabtag_tokenizer::Token;
+
+    use super::*;
+
+    /// One token a white-space word of `text`.
+    fn one_token_a_word(text: &str) -> EncodedDocument {
+        let words = arabtag_tokenizer::words(text);
+        let tokens = words
+            .iter()
+            .enumerate()
+            .map(|(i, w)| Token {
+                id: i as u32,
+                span: Span::new(w.start, w.end),
+                word: Some(i),
+            })
+            .collect();
+        EncodedDocument { tokens, words }
+    }
+
+    fn ranges(ws: &[arabtag_tokenizer::Window]) -> Vec<(Range<usize>, Range<usize>)> {
+        ws.iter()
+            .map(|w| (w.tokens.clone(), w.counted.clone()))
+            .collect()
+    }
+
+    use std::ops::Range;
+
+    #[test]
+    fn segment_windows_never_cross_a_sentence_or_a_line() {
+        // Segments: "أ ب." | "ج د" (ends at the line break) | "ه و ز ح".
+        let text = "أ ب. ج د\nه و ز ح";
+        let doc = one_token_a_word(text);
+        let seg = plan_windows(text, &doc, 8, 2, NerContext::Segment).unwrap();
+        assert_eq!(ranges(&seg), [(0..2, 0..2), (2..4, 2..4), (4..8, 4..8)]);
+        // A segment longer than a window is windowed inside itself.
+        let seg = plan_windows(text, &doc, 3, 1, NerContext::Segment).unwrap();
+        assert_eq!(
+            ranges(&seg),
+            [(0..2, 0..2), (2..4, 2..4), (4..7, 4..6), (5..8, 6..8)]
+        );
+        // The counted ranges partition the tokens.
+        let counted: Vec<usize> = seg.iter().flat_map(|w| w.counted.clone()).collect();
+        assert_eq!(counted, (0..8).collect::<Vec<_>>());
+        // The whole document: one window.
+        let whole = plan_windows(text, &doc, 8, 2, NerContext::Document).unwrap();
+        assert_eq!(ranges(&whole), [(0..8, 0..8)]);
+        // No tokens, no windows.
+        let empty = plan_windows("", &one_token_a_word(""), 8, 2, NerContext::Segment).unwrap();
+        assert!(empty.is_empty());
+    }
 }

@@ -33,11 +33,17 @@
 //!    `▁وكندا`, far rarer than `▁كندا`), and `r` has at
 //!    least four letters: a large vocabulary holds short fragments as words
 //!    (e5 has `▁وتن`, which would cut the spelling `بوتن`);
-//! 3. **document** (c) — `r` stands alone as a word (punctuation trimmed,
+//! 3. **names** (d) — with a names list (`ner.names`: the first words of
+//!    the names of a training set, as the guideline spans them), `r` is on
+//!    the list and `w` is not, and `r` has at least three letters
+//!    (`وأنقرة`: `أنقرة` is a listed name, `وأنقرة` is none). A word that is
+//!    itself on the list and whose remainder is not keeps its letter
+//!    (`واشنطن`), as with the vocabulary's veto;
+//! 4. **document** (c) — `r` stands alone as a word (punctuation trimmed,
 //!    same normalised form) somewhere in the same document (`وأرمينيا`
 //!    where the text also says `أرمينيا`).
 //!
-//! There is no list of names. Names that begin with a clitic letter
+//! Without a names list there is no list of names. Names that begin with a clitic letter
 //! (`واشنطن` `فلاديمير` `باكو` `لبنان` `كوريا` `بوتين`) keep it because no
 //! evidence holds: their remainders (`اشنطن`, `لاديمير`, `اكو`, `بنان`,
 //! `وريا`, `وتين`) are neither article forms, nor vocabulary words, nor words
@@ -76,6 +82,9 @@ const MIN_VOCABULARY_REMAINDER: usize = 4;
 /// whole word when both are vocabulary pieces: ln 10, ten times as frequent.
 const VOCABULARY_MARGIN: f64 = std::f64::consts::LN_10;
 
+/// Fewest letters a remainder needs for the names evidence (d).
+const MIN_NAME_REMAINDER: usize = 3;
+
 /// Which evidence the proclitic rule may use (see the module documentation).
 #[derive(Clone, Copy)]
 pub struct Proclitics<'a> {
@@ -89,6 +98,8 @@ pub struct Proclitics<'a> {
     /// whole-word piece of the model's vocabulary (the SentencePiece unigram
     /// score), `None` when it is no piece. `None` here: neither is used.
     pub vocabulary: Option<&'a VocabularyScore<'a>>,
+    /// Evidence (d) and its veto: the names list; `None`: neither is used.
+    pub names: Option<&'a NameForms>,
 }
 
 /// The unigram log-probability of `▁` + a form as a whole-word vocabulary
@@ -103,6 +114,7 @@ impl Default for Proclitics<'_> {
             article: true,
             document: true,
             vocabulary: None,
+            names: None,
         }
     }
 }
@@ -114,6 +126,7 @@ impl std::fmt::Debug for Proclitics<'_> {
             .field("article", &self.article)
             .field("document", &self.document)
             .field("vocabulary", &self.vocabulary.map(|_| "score(..)"))
+            .field("names", &self.names.map(NameForms::len))
             .finish()
     }
 }
@@ -123,6 +136,7 @@ impl std::fmt::Debug for Proclitics<'_> {
 pub enum Evidence {
     Article,
     Vocabulary,
+    Names,
     Document,
 }
 
@@ -167,6 +181,44 @@ impl DocumentForms {
     /// Whether `form` (normalised) is a word of the document.
     pub fn contains(&self, form: &str) -> bool {
         self.forms.contains(form)
+    }
+}
+
+/// A names list in normalised form, for evidence (d).
+#[derive(Debug, Clone, Default)]
+pub struct NameForms {
+    forms: HashSet<String>,
+}
+
+impl NameForms {
+    /// One name's first word a line (blank lines and lines starting with
+    /// `#` skipped; punctuation at either end trimmed), normalised by
+    /// `normalizer`.
+    pub fn from_lines(text: &str, normalizer: &NormalizerConfig) -> Self {
+        let forms = text
+            .lines()
+            .filter(|l| !l.trim_start().starts_with('#'))
+            .map(|l| l.trim_matches(is_trimmed))
+            .filter(|l| !l.is_empty())
+            .map(|l| normalizer.normalize(l).text().to_owned())
+            .filter(|f| !f.is_empty())
+            .collect();
+        Self { forms }
+    }
+
+    /// Whether `form` (normalised) is on the list.
+    pub fn contains(&self, form: &str) -> bool {
+        self.forms.contains(form)
+    }
+
+    /// How many forms the list holds.
+    pub fn len(&self) -> usize {
+        self.forms.len()
+    }
+
+    /// Whether the list is empty.
+    pub fn is_empty(&self) -> bool {
+        self.forms.is_empty()
     }
 }
 
@@ -224,6 +276,11 @@ pub fn proclitic(
         if whole_score.is_some() && rest_score.is_none() {
             continue;
         }
+        let listed = |f: &str| rule.names.is_some_and(|names| names.contains(f));
+        let (whole_listed, rest_listed) = (listed(&whole), listed(&r));
+        if whole_listed && !rest_listed {
+            continue;
+        }
         // The remainder is a piece, and the whole word is none or a far
         // rarer one: a clitic the vocabulary happened to learn attached.
         let vocabulary = rest_score
@@ -232,6 +289,8 @@ pub fn proclitic(
             Evidence::Article
         } else if letters >= MIN_VOCABULARY_REMAINDER && vocabulary {
             Evidence::Vocabulary
+        } else if letters >= MIN_NAME_REMAINDER && rest_listed && !whole_listed {
+            Evidence::Names
         } else if rule.document && forms.contains(&r) {
             Evidence::Document
         } else {

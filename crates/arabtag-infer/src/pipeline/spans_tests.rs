@@ -226,3 +226,40 @@ fn a_clitic_form_the_vocabulary_learnt_is_stripped_only_when_far_rarer() {
     };
     assert_eq!(proclitic("وكندا", &rule(close), &n, &alone), None);
 }
+
+#[test]
+fn a_names_list_strips_listed_remainders_and_keeps_listed_words() {
+    let n = NormalizerConfig::default();
+    let names = NameForms::from_lines("# a comment\nأنقرة\n«واشنطن»\nوزارة\n\nمجلس\nكين\n", &n);
+    assert_eq!(names.len(), 5);
+    let alone = DocumentForms::default();
+    let rule = Proclitics {
+        document: false,
+        names: Some(&names),
+        ..Proclitics::default()
+    };
+    // (d): the remainder is listed, the word is not.
+    assert_eq!(
+        proclitic("وأنقرة", &rule, &n, &alone),
+        Some((1, Evidence::Names))
+    );
+    assert_eq!(
+        proclitic("ومجلس", &rule, &n, &alone),
+        Some((1, Evidence::Names))
+    );
+    // The veto: listed words whose remainder is not listed keep their letter.
+    assert_eq!(proclitic("واشنطن", &rule, &n, &alone), None);
+    assert_eq!(proclitic("وزارة", &rule, &n, &alone), None);
+    // Too short a remainder, and no list at all.
+    let short = NameForms::from_lines("مو\n", &n);
+    let short_rule = Proclitics {
+        names: Some(&short),
+        ..rule
+    };
+    assert_eq!(proclitic("ومو", &short_rule, &n, &alone), None);
+    let none = Proclitics {
+        names: None,
+        ..rule
+    };
+    assert_eq!(proclitic("وأنقرة", &none, &n, &alone), None);
+}

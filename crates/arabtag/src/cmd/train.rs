@@ -16,8 +16,9 @@
 //! The learning rate warms up and decays over `--epochs`, so resume a run
 //! with the `--epochs` it started with.
 //!
-//! The training file's LAST 10% of sentences (in order) are the dev set
-//! (`data/anercorp/SOURCE.md`); the rest trains. The features (each word's
+//! `--dev FILE` names the dev set; without it the training file's LAST 10%
+//! of sentences (in order) are the dev set (`data/anercorp/SOURCE.md`) and
+//! the rest trains. The features (each word's
 //! first subtoken, the chosen layers concatenated) are extracted once into
 //! `--cache` (default `target/arabtag-features`), keyed by the encoder's and
 //! tokenizer's sha256, the normaliser, the layers, the windowing and the
@@ -75,6 +76,10 @@ pub struct NerArgs {
     /// CoNLL training file (`token TAG` lines, IOB2, blank line between sentences).
     #[arg(long, value_name = "FILE")]
     pub train: PathBuf,
+    /// CoNLL dev file (the epoch kept is the best on it); without it, the
+    /// last 10% of --train's sentences are dev.
+    #[arg(long, value_name = "FILE")]
+    pub dev: Option<PathBuf>,
     /// The model config (TOML) naming the encoder (e5, BERT or XLM-RoBERTa).
     #[arg(long, value_name = "CONFIG", default_value = super::DEFAULT_MODEL)]
     pub model: PathBuf,
@@ -178,6 +183,7 @@ fn ner(a: &NerArgs) -> Result<Status> {
     let model = super::verified_model(&a.model, a.offline)?;
     let run = NerRun {
         train: a.train.clone(),
+        dev: a.dev.clone(),
         model: a.model.clone(),
         out: a.out.clone(),
         layers: a.layers.clone(),

@@ -184,6 +184,29 @@ fn a_checkpoint_head_must_have_the_configs_labels() {
         model.files.ner_head.as_ref().unwrap().path,
         dir.path().join("ner-head.safetensors")
     );
+    assert!(model.files.ner_names.is_none());
+}
+
+#[test]
+fn a_names_list_is_one_of_the_model_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = local_model(
+        dir.path(),
+        "bert",
+        512,
+        "head = { path = \"ner-head.safetensors\" }\nnames = { path = \"lists/names.txt\" }",
+    );
+    write(dir.path(), "ckpt/config.json", "{\"model_type\": \"bert\"}");
+    let model = config.resolve(&no_hub()).unwrap();
+    let names = model.files.ner_names.as_ref().unwrap();
+    assert_eq!(names.path, dir.path().join("lists/names.txt"));
+    assert_eq!(names.key, "ner.names");
+    assert!(
+        model
+            .files
+            .iter()
+            .any(|f| f.role == FileRole::NerNames && f.path == names.path)
+    );
 }
 
 #[test]
