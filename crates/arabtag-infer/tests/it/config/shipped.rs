@@ -67,6 +67,15 @@ fn the_default_is_the_e5_file_with_the_readmes_hashes_and_prototypes() {
         .as_ref()
         .expect("the default tags entities with its layer head");
     assert_eq!(ner.layers, [8]);
+    assert_eq!(
+        ner.context,
+        arabtag_infer::config::NerContext::Segment,
+        "the head was trained on single sentences"
+    );
+    assert_eq!(
+        ner.names.as_ref().map(|n| n.path.clone()),
+        Some(workspace().join("models/lexicon/names.txt"))
+    );
     let arabtag_infer::config::NerHead::File(head) = &ner.head else {
         panic!("{:?}", ner.head)
     };
@@ -76,9 +85,9 @@ fn the_default_is_the_e5_file_with_the_readmes_hashes_and_prototypes() {
     );
     assert_eq!(
         head.sha256.unwrap().to_string(),
-        "d6f2311402e47ec67919ea0d080ba1f262b15108c9a42dfe883dd9fe95ea7898"
+        "983e1a2487764a0b8e655858bcb3fa6cf47786c35f55a1d483cbeb5d51d95e98"
     );
-    assert_eq!(ner.dropped_types(), ["MISC"]);
+    assert!(ner.dropped_types().is_empty());
     assert!(
         c.dates.is_some_and(|d| d.enabled),
         "the date rules are on in the shipped default"
@@ -183,8 +192,8 @@ fn the_default_model_verifies_after_make_models() {
     assert_eq!(m.max_positions, 512, "from the file's own header");
     assert_eq!(
         model.files().len(),
-        4,
-        "weights, tokenizer, NER head, stance head"
+        5,
+        "weights, tokenizer, NER head, stance head, names list"
     );
     assert_eq!(model.files()[0].bytes, 71_622_400);
 }
