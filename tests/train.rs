@@ -440,3 +440,104 @@ fn train_stance_writes_a_head_and_calibrated_thresholds() {
         "{err}"
     );
 }
+
+/// `arabtag train stance --finetune 1`: the head file carries the top
+/// layer, `stance.json` the fine-tuning epochs, the Platt parameters and
+/// the reliability; a config naming that head (with the printed
+/// calibration) tags with it.
+#[test]
+fn train_stance_finetunes_the_top_layer_and_the_tagger_reads_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (config, _) = setup(dir.path());
+    let mut train = String::new();
+    let mut dev = String::new();
+    for i in 0..30 {
+        let (text, labels): (&str, &[&str]) = match i % 3 {
+            0 => ("قال بوتين في موسكو", &["mediation"]),
+            1 => ("روسيا الكرملين من", &["conflict", "energy"]),
+            _ => ("إن في من", &[]),
+        };
+        let row = serde_json::json!({"id": format!("s{i}"), "topic": format!("t{}", i % 4),
+            "text": text, "labels": labels});
+        let target = if i < 21 { &mut train } else { &mut dev };
+        target.push_str(&row.to_string());
+        target.push('\n');
+    }
+    let (train_path, dev_path) = (dir.path().join("train.jsonl"), dir.path().join("dev.jsonl"));
+    std::fs::write(&train_path, &train).unwrap();
+    std::fs::write(&dev_path, &dev).unwrap();
+    let out = dir.path().join("stance-ft");
+    let done = arabtag(&[
+        &"train",
+        &"stance",
+        &"--train",
+        &train_path,
+        &"--dev",
+        &dev_path,
+        &"--model",
+        &config,
+        &"--out",
+        &out,
+        &"--epochs",
+        &"200",
+        &"--finetune",
+        &"1",
+        &"--finetune-epochs",
+        &"2",
+        &"--encoder-lr",
+        &"1e-3",
+    ]);
+    let err = String::from_utf8_lossy(&done.stderr);
+    assert!(done.status.success(), "{err}");
+    assert!(err.contains("fine-tune epoch 2"), "{err}");
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("stance.json")).unwrap()).unwrap();
+    assert_eq!(report["finetune"]["layers"], serde_json::json!([2]));
+    assert_eq!(report["finetune"]["epochs"].as_array().unwrap().len(), 2);
+    for label in ["mediation", "conflict", "energy"] {
+        let platt = &report["head"]["calibration"][label];
+        assert!(platt[0].as_f64().unwrap() > 0.0, "{report}");
+        assert!(
+            report["head"]["reliability_dev_cross_fitted"][label]["calibrated"]["ece"]
+                .as_f64()
+                .is_some()
+        );
+    }
+    let head_path = out.join("head.safetensors");
+    let head = candle_core::safetensors::load(&head_path, &candle_core::Device::Cpu).unwrap();
+    assert_eq!(head["weight"].dims(), &[3, HIDDEN]);
+    assert!(head.contains_key("encoder.layer.1.attention.self.query.weight.q8"));
+    assert!(!head.keys().any(|k| k.starts_with("encoder.layer.0.")));
+
+    // The printed [stance] lines, with the head pinned, make a config.
+    let stdout = String::from_utf8_lossy(&done.stdout);
+    let printed: Vec<&str> = stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("method = \"head\""))
+        .take(3)
+        .collect();
+    assert!(printed[2].starts_with("calibration = {"), "{stdout}");
+    let base = std::fs::read_to_string(&config).unwrap();
+    let base = base.split("[ner]").next().unwrap();
+    let digest = support::sha256(&head_path);
+    let tagging = dir.path().join("stance.toml");
+    std::fs::write(
+        &tagging,
+        format!(
+            "{base}[stance]\nhead = {{ path = \"stance-ft/head.safetensors\", sha256 = \"{digest}\" }}\n{}\n",
+            printed.join("\n")
+        ),
+    )
+    .unwrap();
+    let input = dir.path().join("doc.txt");
+    std::fs::write(&input, "قال بوتين في موسكو. روسيا الكرملين من.\n").unwrap();
+    let tagged = arabtag(&[&"tag", &"--model", &tagging, &input]);
+    assert!(
+        tagged.status.success(),
+        "{}",
+        String::from_utf8_lossy(&tagged.stderr)
+    );
+    let record: Value = serde_json::from_slice(&tagged.stdout).unwrap();
+    let segments = record["segments"].as_array().unwrap();
+    assert_eq!(segments.len(), 2, "{record}");
+}

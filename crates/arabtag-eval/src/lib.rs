@@ -90,6 +90,7 @@
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod calibration;
 pub mod conll;
 pub mod entities;
 mod evaluate;

@@ -46,6 +46,17 @@ impl Default for TagOptions {
     }
 }
 
+/// Which encoder states a segment vector pools.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SegmentStates<'a> {
+    /// The model's encoder after these layers (1-based), concatenated;
+    /// none: its last hidden state.
+    Encoder(&'a [usize]),
+    /// The NER task's encoder (with its fine-tuned layers) at its head's
+    /// layers: what the NER head reads.
+    Ner,
+}
+
 /// A loaded model and the options it runs with.
 #[derive(Debug)]
 pub struct Tagger {
@@ -187,9 +198,10 @@ impl Tagger {
                         return;
                     }
                     let spans = segment_spans(text);
-                    let result = scorer
-                        .scores(&enc, text, &spans)
-                        .and_then(|scores| label_segments(&spans, &scores, thresholds));
+                    let result = scorer.scores(&enc, text, &spans).and_then(|mut scores| {
+                        self.model.calibrate(&mut scores);
+                        label_segments(&spans, &scores, thresholds)
+                    });
                     match result {
                         Ok(segments) => record.segments = segments,
                         Err(e) => {
@@ -218,8 +230,54 @@ impl Tagger {
         self.segment_encoder().embed(texts)
     }
 
+    /// Each text's mean-pooled, L2-normalised states from `states` (see
+    /// [`SegmentStates`]); as [`Self::segment_embeddings`] otherwise.
+    pub fn segment_states(
+        &self,
+        texts: &[String],
+        states: SegmentStates<'_>,
+    ) -> Result<Vec<Vec<f32>>, InferError> {
+        let enc = self.segment_encoder();
+        let base = self.model.encoder();
+        match states {
+            SegmentStates::Encoder([]) => enc.embed(texts),
+            SegmentStates::Encoder(layers) => SegmentEncoder {
+                encoder: &LayerConcat {
+                    encoder: base,
+                    layers,
+                },
+                ..enc
+            }
+            .embed(texts),
+            SegmentStates::Ner => {
+                let task = self.model.ner().ok_or(InferError::NoHead {
+                    kind: crate::models::HeadKind::Token,
+                    reason: "the model has no [ner] task whose states a segment could pool",
+                })?;
+                let ner = task.encoder(base);
+                if task.layers().is_empty() {
+                    SegmentEncoder {
+                        encoder: ner,
+                        ..enc
+                    }
+                    .embed(texts)
+                } else {
+                    SegmentEncoder {
+                        encoder: &LayerConcat {
+                            encoder: ner,
+                            layers: task.layers(),
+                        },
+                        ..enc
+                    }
+                    .embed(texts)
+                }
+            }
+        }
+    }
+
     /// The stance scores of each text taken as one segment, by the model's
-    /// `[stance]` method (guideline label order), before thresholds; `None`
+    /// `[stance]` method (guideline label order), calibrated as the config
+    /// says, before thresholds; `None`
     /// when the model has no stance task.
     pub fn segment_scores(
         &self,
@@ -237,6 +295,7 @@ impl Tagger {
             };
             out.extend(scorer.scores(&enc, text, &[span])?);
         }
+        self.model.calibrate(&mut out);
         Ok(Some(out))
     }
 }

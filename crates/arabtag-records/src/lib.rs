@@ -16,6 +16,7 @@ use std::io::{self, BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 
 pub mod inputs;
+pub mod platt;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};

@@ -93,6 +93,23 @@ pub struct FinetuneState {
     /// reads the last one's output.
     pub trained: Vec<usize>,
     pub history: Vec<EpochReport>,
+    /// What the head reads and is trained for.
+    #[serde(default)]
+    pub objective: Objective,
+}
+
+/// What a fine-tuned head reads and is trained for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Objective {
+    /// One label per word, at its first subtoken, softmax cross-entropy
+    /// (NER).
+    #[default]
+    Tokens,
+    /// Independent labels per window, over the mean of the last trained
+    /// layer's states (special tokens included, as e5 pools), L2-normalised;
+    /// binary cross-entropy (stance, what `PooledClassifier` computes).
+    Pooled,
 }
 
 /// The trained layers and the head, with their optimiser.
@@ -228,8 +245,36 @@ impl FinetuneTrainer {
                 labels,
                 trained,
                 history: Vec::new(),
+                objective: Objective::Tokens,
             },
         })
+    }
+
+    /// As [`Self::new`], for [`Objective::Pooled`]: a head over the pooled
+    /// last trained layer, initialised with `head` (`weight` `[labels, h]`,
+    /// `bias` `[labels]`, e.g. a logistic head trained on the frozen
+    /// encoder's pooled states) when given.
+    pub fn new_pooled(
+        bert: &BertModel,
+        trained: Vec<usize>,
+        labels: Vec<String>,
+        options: FinetuneOptions,
+        head: Option<(&Tensor, &Tensor)>,
+    ) -> Result<Self, TrainError> {
+        let mut trainer = Self::new(bert, trained, labels, options)?;
+        trainer.state.objective = Objective::Pooled;
+        if let Some((weight, bias)) = head {
+            for (name, value) in [("weight", weight), ("bias", bias)] {
+                let var = trainer
+                    .opt
+                    .var(name)
+                    .ok_or_else(|| TrainError::MissingParameter {
+                        name: name.to_owned(),
+                    })?;
+                var.set(value)?;
+            }
+        }
+        Ok(trainer)
     }
 
     /// The training state.
@@ -329,6 +374,40 @@ impl FinetuneTrainer {
             picked = dropout(&picked, self.state.options.dropout, r)?;
         }
         Ok(picked
+            .matmul(&p("weight")?.t()?)?
+            .broadcast_add(&p("bias")?)?)
+    }
+
+    /// Logits `[b, labels]` of a batch of windows of lengths `lens`: the
+    /// last trained layer mean-pooled over each window's positions,
+    /// L2-normalised, then the head.
+    fn pooled_logits(
+        &self,
+        p: &Params<'_>,
+        batch: &Batch,
+        lens: &[usize],
+        mut rng: Option<&mut Rng>,
+    ) -> Result<Tensor, TrainError> {
+        let mut xs = batch.inputs.clone();
+        for &i in &self.state.trained {
+            xs = self.layer(p, i, &xs, &batch.bias, rng.as_deref_mut())?;
+        }
+        let (b, s, _) = xs.dims3()?;
+        let mut mask = vec![0f32; b * s];
+        for (r, &len) in lens.iter().enumerate() {
+            mask[r * s..r * s + len].fill(1.0);
+        }
+        let device = Device::Cpu;
+        let mask = Tensor::from_vec(mask, (b, s, 1), &device)?;
+        let counts: Vec<f32> = lens.iter().map(|&l| l.max(1) as f32).collect();
+        let counts = Tensor::from_vec(counts, (b, 1), &device)?;
+        let pooled = xs.broadcast_mul(&mask)?.sum(1)?.broadcast_div(&counts)?;
+        let norm = (pooled.sqr()?.sum_keepdim(1)? + 1e-24)?.sqrt()?;
+        let mut unit = pooled.broadcast_div(&norm)?;
+        if let Some(r) = rng {
+            unit = dropout(&unit, self.state.options.dropout, r)?;
+        }
+        Ok(unit
             .matmul(&p("weight")?.t()?)?
             .broadcast_add(&p("bias")?)?)
     }
@@ -447,28 +526,8 @@ impl FinetuneTrainer {
         windows: &[usize],
         rounded: bool,
     ) -> Result<(f64, BTreeMap<usize, Vec<f32>>), TrainError> {
-        let frozen: HashMap<String, Tensor> = self
-            .opt
-            .values()
-            .into_iter()
-            .map(|(name, t)| {
-                let t = if rounded && name.starts_with(LAYER_PREFIX) {
-                    stored(&name, &t)?
-                } else {
-                    t
-                };
-                Ok((name, t))
-            })
-            .collect::<Result<_, TrainError>>()?;
-        let p = |n: &str| {
-            frozen
-                .get(n)
-                .cloned()
-                .ok_or_else(|| TrainError::BadCheckpoint {
-                    path: std::path::PathBuf::from(n),
-                    reason: "no such parameter".to_owned(),
-                })
-        };
+        let frozen = self.frozen(rounded)?;
+        let p = |n: &str| lookup(&frozen, n);
         let mut order = windows.to_vec();
         order.sort_by_key(|&w| cache.windows[w].len);
         let (mut loss_sum, mut count) = (0.0, 0usize);
@@ -502,6 +561,113 @@ impl FinetuneTrainer {
             loss_sum / count as f64
         };
         Ok((mean, probs))
+    }
+
+    /// One epoch of [`Objective::Pooled`] over `windows` (indices into
+    /// `cache.windows`); `targets[sentence]` holds each sentence's label
+    /// flags (0 or 1), which every window of it is trained on. Returns the
+    /// mean loss per window and label.
+    pub fn train_epoch_pooled(
+        &mut self,
+        cache: &LayerCache,
+        targets: &[Vec<f32>],
+        windows: &[usize],
+        progress: &mut dyn FnMut(usize),
+    ) -> Result<f64, TrainError> {
+        let mut rng = Rng(self.state.rng);
+        let batches = self.plan(cache, windows, &mut rng);
+        let per_epoch: usize = windows.iter().map(|&w| cache.windows[w].len).sum();
+        let total = (per_epoch * self.state.options.epochs.max(1)) as f64;
+        let mut done = (per_epoch * self.state.epoch) as f64;
+        let (mut loss_sum, mut count) = (0.0, 0usize);
+        for windows in &batches {
+            let batch = make_batch(cache, windows)?;
+            let lens: Vec<usize> = windows.iter().map(|&w| cache.windows[w].len).collect();
+            let positions: usize = lens.iter().sum();
+            done += positions as f64;
+            let vars = |n: &str| self.var(n);
+            let logits = self.pooled_logits(&vars, &batch, &lens, Some(&mut rng))?;
+            let ys = pooled_targets(cache, targets, windows)?;
+            let loss = bce_with_logits(&logits, &ys)?;
+            let grads = loss.backward()?;
+            let factor = self.schedule(done, total);
+            let o = &self.state.options;
+            let lrs = [o.encoder_lr * factor, o.head_lr * factor];
+            self.opt.step(&grads, &lrs)?;
+            loss_sum += f64::from(loss.to_scalar::<f32>()?) * windows.len() as f64;
+            count += windows.len();
+            progress(positions);
+        }
+        self.state.rng = rng.0;
+        self.state.step = self.opt.steps();
+        self.state.epoch += 1;
+        Ok(if count == 0 {
+            0.0
+        } else {
+            loss_sum / count as f64
+        })
+    }
+
+    /// [`Objective::Pooled`]: mean loss over `windows` and each window's
+    /// label probabilities (by window index). `rounded` as in
+    /// [`Self::evaluate`].
+    pub fn evaluate_pooled(
+        &self,
+        cache: &LayerCache,
+        targets: &[Vec<f32>],
+        windows: &[usize],
+        rounded: bool,
+    ) -> Result<(f64, BTreeMap<usize, Vec<f32>>), TrainError> {
+        let frozen = self.frozen(rounded)?;
+        let p = |n: &str| lookup(&frozen, n);
+        let mut order = windows.to_vec();
+        order.sort_by_key(|&w| cache.windows[w].len);
+        let (mut loss_sum, mut count) = (0.0, 0usize);
+        let mut probs = BTreeMap::new();
+        let budget = 8 * self.state.options.batch_tokens.max(1);
+        let mut start = 0;
+        while start < order.len() {
+            let mut end = start + 1;
+            while end < order.len() && (end + 1 - start) * cache.windows[order[end]].len <= budget {
+                end += 1;
+            }
+            let group = &order[start..end];
+            start = end;
+            let batch = make_batch(cache, group)?;
+            let lens: Vec<usize> = group.iter().map(|&w| cache.windows[w].len).collect();
+            let logits = self.pooled_logits(&p, &batch, &lens, None)?;
+            let ys = pooled_targets(cache, targets, group)?;
+            let loss = bce_with_logits(&logits, &ys)?;
+            loss_sum += f64::from(loss.to_scalar::<f32>()?) * group.len() as f64;
+            count += group.len();
+            let rows: Vec<Vec<f32>> = candle_nn::ops::sigmoid(&logits)?.to_vec2()?;
+            for (&w, row) in group.iter().zip(rows) {
+                probs.insert(w, row);
+            }
+        }
+        let mean = if count == 0 {
+            0.0
+        } else {
+            loss_sum / count as f64
+        };
+        Ok((mean, probs))
+    }
+
+    /// The parameters as they are now, the encoder layers rounded as a
+    /// released head stores them when `rounded`.
+    fn frozen(&self, rounded: bool) -> Result<HashMap<String, Tensor>, TrainError> {
+        self.opt
+            .values()
+            .into_iter()
+            .map(|(name, t)| {
+                let t = if rounded && name.starts_with(LAYER_PREFIX) {
+                    stored(&name, &t)?
+                } else {
+                    t
+                };
+                Ok((name, t))
+            })
+            .collect()
     }
 
     /// Writes `params.safetensors`, `optimizer.safetensors` and
@@ -558,6 +724,45 @@ impl FinetuneTrainer {
         candle_core::safetensors::save(&tensors, path)?;
         Ok(())
     }
+}
+
+/// Mean binary cross-entropy of `logits` against 0/1 `targets`, computed
+/// as `max(z, 0) - z y + ln(1 + e^-|z|)`: finite for any logit (candle's
+/// `binary_cross_entropy_with_logit` takes the log of a sigmoid that rounds
+/// to 0 or 1 for large logits, giving NaN).
+pub fn bce_with_logits(logits: &Tensor, targets: &Tensor) -> Result<Tensor, TrainError> {
+    let softplus = (logits.abs()?.neg()?.exp()? + 1.0)?.log()?;
+    let loss = ((logits.relu()? - (logits * targets)?)? + softplus)?;
+    Ok(loss.mean_all()?)
+}
+
+/// Parameter `name` of `params`.
+fn lookup(params: &HashMap<String, Tensor>, name: &str) -> Result<Tensor, TrainError> {
+    params
+        .get(name)
+        .cloned()
+        .ok_or_else(|| TrainError::BadCheckpoint {
+            path: std::path::PathBuf::from(name),
+            reason: "no such parameter".to_owned(),
+        })
+}
+
+/// The label flags `[windows, labels]` of `windows`: their sentences'.
+fn pooled_targets(
+    cache: &LayerCache,
+    targets: &[Vec<f32>],
+    windows: &[usize],
+) -> Result<Tensor, TrainError> {
+    let width = targets.first().map_or(0, Vec::len);
+    let flat: Vec<f32> = windows
+        .iter()
+        .flat_map(|&w| targets[cache.windows[w].sentence].iter().copied())
+        .collect();
+    Ok(Tensor::from_vec(
+        flat,
+        (windows.len(), width),
+        &Device::Cpu,
+    )?)
 }
 
 /// A parameter as the released head stores it, back in f32: matrices

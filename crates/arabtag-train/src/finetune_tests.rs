@@ -323,3 +323,135 @@ fn eight_bit_rows_round_trip_within_half_a_step() {
     }
     assert_eq!(back[1], vec![0.0; 4]);
 }
+
+/// Two labels per sentence: whether it holds id 5, and whether its first
+/// content id is odd.
+fn pooled_targets_of(data: &[AlignedSentence]) -> Vec<Vec<f32>> {
+    data.iter()
+        .map(|s| {
+            vec![
+                f32::from(u8::from(s.ids.contains(&5))),
+                f32::from(u8::from(s.ids[0] % 2 == 1)),
+            ]
+        })
+        .collect()
+}
+
+fn train_pooled(
+    bert: &BertModel,
+    cache: &LayerCache,
+    targets: &[Vec<f32>],
+    epochs: usize,
+    seed: u64,
+) -> FinetuneTrainer {
+    let windows: Vec<usize> = (0..cache.windows.len()).collect();
+    let mut t = FinetuneTrainer::new_pooled(
+        bert,
+        vec![1, 2],
+        vec!["a".into(), "b".into()],
+        options(seed),
+        None,
+    )
+    .unwrap();
+    for _ in 0..epochs {
+        t.train_epoch_pooled(cache, targets, &windows, &mut |_| {})
+            .unwrap();
+    }
+    t
+}
+
+#[test]
+fn pooled_training_learns_and_is_deterministic() {
+    let bert = tiny_bert(11);
+    let data = sentences(60, 12);
+    // One window a sentence, as stance segments are.
+    let whole = WindowPlan {
+        max_len: 32,
+        stride: 0,
+        batch_tokens: 256,
+    };
+    let cache = build_layer_cache(&bert, &special(), &data, 1, &whole, &mut |_| {}).unwrap();
+    assert_eq!(cache.windows.len(), data.len());
+    let targets = pooled_targets_of(&data);
+    let all: Vec<usize> = (0..cache.windows.len()).collect();
+    let fresh = train_pooled(&bert, &cache, &targets, 0, 3);
+    assert_eq!(fresh.state().objective, Objective::Pooled);
+    let (before, _) = fresh
+        .evaluate_pooled(&cache, &targets, &all, false)
+        .unwrap();
+    let a = train_pooled(&bert, &cache, &targets, 8, 3);
+    let (after, probs) = a.evaluate_pooled(&cache, &targets, &all, false).unwrap();
+    assert!(
+        after.is_finite() && after < 0.9 * before,
+        "loss {before} -> {after}"
+    );
+    assert_eq!(probs.len(), data.len());
+    let b = train_pooled(&bert, &cache, &targets, 8, 3);
+    assert!(values(&a) == values(&b), "same seed, other weights");
+}
+
+#[test]
+fn bce_stays_finite_for_large_logits() {
+    let device = Device::Cpu;
+    let logits = Tensor::new(&[[80f32, -80.0], [0.0, 3.0]], &device).unwrap();
+    let ys = Tensor::new(&[[1f32, 0.0], [1.0, 0.0]], &device).unwrap();
+    let loss: f32 = bce_with_logits(&logits, &ys).unwrap().to_scalar().unwrap();
+    // ln 2 and 3 + ln(1 + e^-3) over four entries; the two saturated ones ~0.
+    let expected = (2f32.ln() + 3.0 + (-3f32).exp().ln_1p()) / 4.0;
+    assert!((loss - expected).abs() < 1e-5, "{loss} vs {expected}");
+    let wrong = Tensor::new(&[[-80f32, 80.0], [0.0, 3.0]], &device).unwrap();
+    let loss: f32 = bce_with_logits(&wrong, &ys).unwrap().to_scalar().unwrap();
+    assert!(loss.is_finite() && loss > 39.0, "{loss}");
+}
+
+#[test]
+fn a_released_pooled_head_gives_the_trainers_probabilities() {
+    use arabtag_infer::models::{Encoder, PooledClassifier, Pooling, SequenceHead};
+
+    let bert = tiny_bert(13);
+    let data = sentences(20, 14);
+    let whole = WindowPlan {
+        max_len: 32,
+        stride: 0,
+        batch_tokens: 256,
+    };
+    let cache = build_layer_cache(&bert, &special(), &data, 1, &whole, &mut |_| {}).unwrap();
+    let targets = pooled_targets_of(&data);
+    let trainer = train_pooled(&bert, &cache, &targets, 2, 5);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("head.safetensors");
+    trainer.save_head(&path).unwrap();
+    // What the tagger does with it: the layers replaced, the pooled head.
+    let file = arabtag_infer::models::load_head_file(&bert, &path, &Device::Cpu).unwrap();
+    let (replaced, indices) = file.layers.unwrap();
+    assert_eq!(indices, vec![1, 2]);
+    let head = PooledClassifier::from_tensors(
+        file.tensors,
+        32,
+        vec!["a".into(), "b".into()],
+        Pooling::Mean,
+        true,
+        &path,
+        &Device::Cpu,
+    )
+    .unwrap();
+    let (_, ours) = trainer
+        .evaluate_pooled(&cache, &targets, &[0], true)
+        .unwrap();
+    let mut ids = vec![1u32];
+    ids.extend(&data[0].ids);
+    ids.push(2);
+    let n = ids.len();
+    let ids = Tensor::from_vec(ids, (1, n), &Device::Cpu).unwrap();
+    let mask = Tensor::ones((1, n), DType::U32, &Device::Cpu).unwrap();
+    let hidden = replaced.forward(&ids, &mask).unwrap();
+    let theirs: Vec<Vec<f32>> = candle_nn::ops::sigmoid(&head.forward(&hidden, &mask).unwrap())
+        .unwrap()
+        .to_vec2()
+        .unwrap();
+    // The trainer reads layer 1's states from the f16 cache, the encoder
+    // computes them in f32.
+    for (a, b) in ours[&0].iter().zip(&theirs[0]) {
+        assert!((a - b).abs() < 5e-3, "{a} vs {b}");
+    }
+}

@@ -56,7 +56,7 @@ impl StanceHead {
         let mut head = Self { opt };
         let mut last = 0.0;
         for _ in 0..steps {
-            let loss = candle_nn::loss::binary_cross_entropy_with_logit(&head.logits(&xs)?, &ys)?;
+            let loss = crate::finetune::bce_with_logits(&head.logits(&xs)?, &ys)?;
             let grads = loss.backward()?;
             head.opt.step(&grads, &[lr])?;
             last = f64::from(loss.to_scalar::<f32>()?);
@@ -83,6 +83,17 @@ impl StanceHead {
         Ok(p.into_iter()
             .map(|r| r.into_iter().map(f64::from).collect())
             .collect())
+    }
+
+    /// The head's `weight` `[labels, dim]` and `bias` `[labels]`.
+    pub fn tensors(&self) -> Result<(Tensor, Tensor), TrainError> {
+        let get = |n: &str| {
+            self.opt
+                .var(n)
+                .map(|v| v.as_tensor().clone())
+                .ok_or_else(|| TrainError::MissingParameter { name: n.to_owned() })
+        };
+        Ok((get("weight")?, get("bias")?))
     }
 
     /// Writes `weight` and `bias` (f32).

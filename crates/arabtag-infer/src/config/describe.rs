@@ -191,9 +191,15 @@ fn describe_stance(stance: &StanceConfig) -> String {
                 .unwrap_or_default(),
             StanceMethod::Head { .. } => String::new(),
         };
+        let calibrated = stance
+            .calibration
+            .as_ref()
+            .and_then(|c| c.get(label))
+            .map(|[a, b]| format!(" on σ({a}·logit(s) + {b})"))
+            .unwrap_or_default();
         let _ = writeln!(
             out,
-            "  {:<11} threshold {threshold}{detail}",
+            "  {:<11} threshold {threshold}{calibrated}{detail}",
             label.as_str()
         );
     }

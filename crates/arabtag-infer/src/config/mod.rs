@@ -86,6 +86,8 @@
 //! [stance]                           # optional; at least one of [ner], [stance], [dates]
 //! method = "prototypes"              # head | prototypes | nli
 //! thresholds = { mediation = 0.8, conflict = 0.8, energy = 0.8 }   # every label, in [0, 1]
+//! calibration = { mediation = [1.2, -0.3], … }   # optional, every label: Platt [a > 0, b];
+//!                                    # scores become σ(a·logit(s) + b) before the thresholds
 //! prefix = "query: "                 # prototypes: put before every text (DEFAULT_PROTOTYPE_PREFIX)
 //! [stance.prototypes.energy]         # prototypes: per label, Arabic and English descriptions
 //! ar = ["النفط والغاز وإمدادات الطاقة"]
@@ -352,6 +354,12 @@ pub struct StanceConfig {
     pub method: StanceMethod,
     /// Per label: the score at or above which the label is given.
     pub thresholds: BTreeMap<StanceLabel, f64>,
+    /// Per label, Platt scaling `[a, b]` of the method's scores: a score
+    /// `s` becomes `σ(a · logit(s) + b)` before the thresholds apply and is
+    /// written out so (`arabtag train stance` fits them on dev). None: the
+    /// scores as the method gives them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub calibration: Option<BTreeMap<StanceLabel, [f64; 2]>>,
 }
 
 /// How a segment's stance scores are computed.

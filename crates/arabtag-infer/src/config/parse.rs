@@ -151,6 +151,7 @@ struct RawStance {
     method: MethodName,
     #[serde(default)]
     thresholds: BTreeMap<String, f64>,
+    calibration: Option<BTreeMap<String, [f64; 2]>>,
     // method = "head"
     head: Option<RawPath>,
     labels: Option<Vec<String>>,
@@ -721,6 +722,7 @@ impl Validator {
         let before = self.problems.len();
         let method = raw.method;
         let thresholds = self.thresholds(raw.thresholds);
+        let calibration = raw.calibration.map(|c| self.calibration(c));
         let foreign: [(&str, bool, MethodName); 7] = [
             ("head", raw.head.is_some(), MethodName::Head),
             ("labels", raw.labels.is_some(), MethodName::Head),
@@ -775,7 +777,40 @@ impl Validator {
         Some(StanceConfig {
             method: method?,
             thresholds,
+            calibration,
         })
+    }
+
+    fn calibration(&mut self, raw: BTreeMap<String, [f64; 2]>) -> BTreeMap<StanceLabel, [f64; 2]> {
+        let mut out = BTreeMap::new();
+        for (name, [a, b]) in raw {
+            let key = format!("stance.calibration.{name}");
+            let Some(label) = self.label(&key, &name) else {
+                continue;
+            };
+            if !(a.is_finite() && a > 0.0 && b.is_finite()) {
+                self.problem(
+                    key.clone(),
+                    format!(
+                        "{key} = [{a}, {b}]: Platt parameters [a, b] need a finite a > 0 (so \
+                         that higher scores stay higher) and a finite b"
+                    ),
+                );
+            }
+            out.insert(label, [a, b]);
+        }
+        for label in StanceLabel::ALL {
+            if !out.contains_key(&label) {
+                self.problem(
+                    format!("stance.calibration.{label}"),
+                    format!(
+                        "stance.calibration.{label}: missing; calibrate every label \
+                         (mediation, conflict, energy) or none"
+                    ),
+                );
+            }
+        }
+        out
     }
 
     fn thresholds(&mut self, raw: BTreeMap<String, f64>) -> BTreeMap<StanceLabel, f64> {

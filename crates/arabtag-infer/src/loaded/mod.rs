@@ -28,7 +28,7 @@ use crate::config::{
 };
 use crate::models::{
     BertModel, E5Model, E5Precision, Encoder, HeadChoice, HeadKind, HubOptions, PooledClassifier,
-    Pooling, SequenceHead, TokenHead, load_e5, load_hub,
+    Pooling, SequenceHead, TokenHead, load_e5, load_head_file, load_hub,
 };
 use crate::pipeline::stance_scorer::{SegmentEncoder, StanceScorer};
 use crate::pipeline::{StanceScores, Wrapping};
@@ -89,6 +89,8 @@ pub struct LoadedModel {
     /// Rule-based dates are merged with the NER spans (`[dates]`).
     dates: bool,
     stance: Option<(StanceScorer, StanceScores)>,
+    /// `stance.calibration`, per label in the guideline's order.
+    calibration: Option<[(f64, f64); 3]>,
     batch_size: usize,
 }
 
@@ -238,6 +240,7 @@ impl LoadedModel {
                 wrapping,
                 dates: resolved.dates.is_some_and(|d| d.enabled),
                 stance: None,
+                calibration: None,
                 batch_size: options.batch_size,
             };
             if options.stance
@@ -253,6 +256,13 @@ impl LoadedModel {
                         .map_or(0.5, |(_, t)| *t);
                 }
                 loaded.stance = Some((scorer, thresholds));
+                loaded.calibration = cfg.calibration.as_ref().map(|c| {
+                    STANCE_LABELS.map(|label| {
+                        c.iter()
+                            .find(|(l, _)| l.as_str() == label)
+                            .map_or((1.0, 0.0), |(_, [a, b])| (*a, *b))
+                    })
+                });
             }
             Ok(loaded)
         })
@@ -289,15 +299,48 @@ impl LoadedModel {
                         }
                     })?;
                 }
-                let head = PooledClassifier::from_file(
-                    &head.path,
-                    self.encoder.hidden_size(),
-                    names,
-                    Pooling::Mean,
-                    true,
-                    &self.device,
-                )?;
-                StanceScorer::Head { head, order }
+                // A head file from `arabtag train stance --finetune` carries
+                // the encoder layers it was trained with.
+                let (head, encoder) = match self.encoder.as_bert() {
+                    Some(bert) => {
+                        let file = load_head_file(bert, &head.path, &self.device)?;
+                        let encoder: Option<Box<dyn Encoder>> = match file.layers {
+                            None => None,
+                            // The encoder runs 8-bit products: so do the
+                            // head's layers (kept as stored when 8-bit).
+                            Some((replaced, _)) if bert.is_int8() => {
+                                Some(Box::new(replaced.to_int8()?))
+                            }
+                            Some((replaced, _)) => Some(Box::new(replaced)),
+                        };
+                        let head = PooledClassifier::from_tensors(
+                            file.tensors,
+                            self.encoder.hidden_size(),
+                            names,
+                            Pooling::Mean,
+                            true,
+                            &head.path,
+                            &self.device,
+                        )?;
+                        (head, encoder)
+                    }
+                    None => (
+                        PooledClassifier::from_file(
+                            &head.path,
+                            self.encoder.hidden_size(),
+                            names,
+                            Pooling::Mean,
+                            true,
+                            &self.device,
+                        )?,
+                        None,
+                    ),
+                };
+                StanceScorer::Head {
+                    head,
+                    order,
+                    encoder,
+                }
             }
             StanceMethod::Nli {
                 hypothesis_template,
@@ -387,6 +430,18 @@ impl LoadedModel {
     /// The stance scorer and its per-label thresholds (guideline order).
     pub fn stance(&self) -> Option<(&StanceScorer, &StanceScores)> {
         self.stance.as_ref().map(|(s, t)| (s, t))
+    }
+
+    /// `scores` calibrated as the config's `stance.calibration` says (Platt
+    /// scaling per label); unchanged without one.
+    pub fn calibrate(&self, scores: &mut [StanceScores]) {
+        if let Some(c) = &self.calibration {
+            for row in scores {
+                for (s, &(a, b)) in row.iter_mut().zip(c) {
+                    *s = arabtag_records::platt::platt(a, b, *s);
+                }
+            }
+        }
     }
 
     /// The encoder's hidden width, feed-forward width and number of layers,

@@ -372,6 +372,26 @@ impl PooledClassifier {
     }
 }
 
+impl PooledClassifier {
+    /// [`Self::from_file`] of tensors already read from `path` (a head file
+    /// whose encoder layers were taken out).
+    pub fn from_tensors(
+        tensors: std::collections::HashMap<String, Tensor>,
+        hidden_size: usize,
+        labels: Vec<String>,
+        pooling: Pooling,
+        normalize: bool,
+        path: &Path,
+        device: &Device,
+    ) -> Result<Self, InferError> {
+        Ok(Self {
+            pooling,
+            normalize,
+            classifier: classifier_from_tensors(tensors, hidden_size, labels, path, device)?,
+        })
+    }
+}
+
 impl SequenceHead for PooledClassifier {
     fn labels(&self) -> &[String] {
         self.classifier.labels()

@@ -291,6 +291,8 @@ where
 mod tests {
     #![allow(clippy::unwrap_used)]
 
+    use std::ops::Range;
+
     use arabtag_records::Span;
     use arabtag_tokenizer::Token;
 
@@ -316,8 +318,6 @@ mod tests {
             .map(|w| (w.tokens.clone(), w.counted.clone()))
             .collect()
     }
-
-    use std::ops::Range;
 
     #[test]
     fn segment_windows_never_cross_a_sentence_or_a_line() {

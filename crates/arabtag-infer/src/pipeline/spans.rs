@@ -43,7 +43,8 @@
 //!    same normalised form) somewhere in the same document (`وأرمينيا`
 //!    where the text also says `أرمينيا`).
 //!
-//! Without a names list there is no list of names. Names that begin with a clitic letter
+//! Beyond the names list, nothing lists names. Names that begin with a
+//! clitic letter
 //! (`واشنطن` `فلاديمير` `باكو` `لبنان` `كوريا` `بوتين`) keep it because no
 //! evidence holds: their remainders (`اشنطن`, `لاديمير`, `اكو`, `بنان`,
 //! `وريا`, `وتين`) are neither article forms, nor vocabulary words, nor words

@@ -123,10 +123,13 @@ pub enum StanceScorer {
         prototypes: Vec<Tensor>,
     },
     /// A trained head over the segment's mean-pooled, normalised states;
-    /// `order[i]` is the head output of the guideline's i-th label.
+    /// `order[i]` is the head output of the guideline's i-th label;
+    /// `encoder`: the encoder with the layers the head file fine-tuned (in
+    /// place of the model's own), when it carries any.
     Head {
         head: PooledClassifier,
         order: [usize; 3],
+        encoder: Option<Box<dyn Encoder>>,
     },
     /// Zero-shot NLI: the segment entails the label's hypothesis.
     Nli {
@@ -187,7 +190,15 @@ impl StanceScorer {
                 }
                 Ok(scores)
             }
-            Self::Head { head, order } => {
+            Self::Head {
+                head,
+                order,
+                encoder,
+            } => {
+                let enc = SegmentEncoder {
+                    encoder: encoder.as_deref().unwrap_or(enc.encoder),
+                    ..*enc
+                };
                 // Per segment, the token-weighted mean of its parts' outputs.
                 let texts: Vec<String> = segments.iter().map(|s| s.to_string()).collect();
                 let mut sums = vec![([0.0f64; 3], 0usize); texts.len()];

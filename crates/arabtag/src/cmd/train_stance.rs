@@ -27,6 +27,9 @@
 use std::path::PathBuf;
 
 use anyhow::{Result, ensure};
+use arabtag_train::finetune::{
+    DEFAULT_BATCH_TOKENS, DEFAULT_DROPOUT, DEFAULT_WARMUP, FinetuneOptions,
+};
 use arabtag_train::stance_run::{StanceRun, run_stance};
 use clap::Args;
 
@@ -56,6 +59,22 @@ pub struct StanceArgs {
     /// AdamW weight decay.
     #[arg(long, default_value_t = 0.01)]
     pub weight_decay: f64,
+    /// Fine-tune the encoder's top N layers with the head (0: the head
+    /// alone on the frozen encoder). The head trained alone is the start.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub finetune: usize,
+    /// Fine-tuning epochs (with --finetune).
+    #[arg(long, default_value_t = 4)]
+    pub finetune_epochs: usize,
+    /// Peak learning rate of the fine-tuned layers.
+    #[arg(long, default_value_t = 5e-5)]
+    pub encoder_lr: f64,
+    /// Peak learning rate of the head while fine-tuning.
+    #[arg(long, default_value_t = 1e-3)]
+    pub head_lr: f64,
+    /// Seed of the fine-tuning's shuffling and dropout.
+    #[arg(long, default_value_t = 17)]
+    pub seed: u64,
     /// Never touch the network (also HF_HUB_OFFLINE=1).
     #[arg(long)]
     pub offline: bool,
@@ -71,6 +90,10 @@ fn toml_thresholds(t: &[f64; 3]) -> String {
 pub fn run(a: &StanceArgs) -> Result<Status> {
     ensure!(a.epochs >= 1, "--epochs must be at least 1");
     ensure!(
+        a.finetune == 0 || a.finetune_epochs >= 1,
+        "--finetune-epochs must be at least 1"
+    );
+    ensure!(
         a.lr > 0.0 && a.lr.is_finite(),
         "--lr must be a positive number"
     );
@@ -83,6 +106,17 @@ pub fn run(a: &StanceArgs) -> Result<Status> {
         epochs: a.epochs,
         lr: a.lr,
         weight_decay: a.weight_decay,
+        finetune: a.finetune,
+        finetune_options: FinetuneOptions {
+            epochs: a.finetune_epochs,
+            encoder_lr: a.encoder_lr,
+            head_lr: a.head_lr,
+            weight_decay: a.weight_decay,
+            warmup: DEFAULT_WARMUP,
+            dropout: DEFAULT_DROPOUT,
+            batch_tokens: DEFAULT_BATCH_TOKENS,
+            seed: a.seed,
+        },
     };
     let outcome = run_stance(&run, &model, &Terminal)?;
     stderr_line(&format!(
@@ -93,9 +127,16 @@ pub fn run(a: &StanceArgs) -> Result<Status> {
         "# [stance] with the trained head ({}):",
         outcome.head_path.display()
     );
+    let c = &outcome.head_calibration;
     println!(
-        "method = \"head\"\n{}",
-        toml_thresholds(&outcome.head_thresholds)
+        "method = \"head\"\n{}\ncalibration = {{ mediation = [{:.4}, {:.4}], conflict = [{:.4}, {:.4}], energy = [{:.4}, {:.4}] }}",
+        toml_thresholds(&outcome.head_thresholds),
+        c[0].0,
+        c[0].1,
+        c[1].0,
+        c[1].1,
+        c[2].0,
+        c[2].1
     );
     if let Some((own_method, t, dev)) = &outcome.own {
         stderr_line(&format!(

@@ -168,6 +168,43 @@ fn a_threshold_outside_0_1_says_so() {
 }
 
 #[test]
+fn calibration_is_every_label_with_a_positive_slope() {
+    let dir = tempfile::tempdir().unwrap();
+    let with = |line: &str| {
+        format!("{}{PROTOTYPES}", e5_source()).replace(
+            "thresholds = { mediation = 0.8, conflict = 0.8, energy = 0.8 }",
+            &format!("thresholds = {{ mediation = 0.8, conflict = 0.8, energy = 0.8 }}\n{line}"),
+        )
+    };
+    let c = parse_in(
+        dir.path(),
+        &with(
+            "calibration = { mediation = [0.5, -0.1], conflict = [1.0, 0.0], energy = [2.0, 0.3] }",
+        ),
+    )
+    .unwrap();
+    let calibration = c.stance.unwrap().calibration.unwrap();
+    assert_eq!(calibration[&StanceLabel::Mediation], [0.5, -0.1]);
+    assert_eq!(calibration[&StanceLabel::Energy], [2.0, 0.3]);
+    // Without the key, scores are used as they come.
+    let plain = parse_in(dir.path(), &with("")).unwrap();
+    assert!(plain.stance.unwrap().calibration.is_none());
+    let p = problems(parse_in(
+        dir.path(),
+        &with("calibration = { mediation = [0.0, 0.1], conflict = [1.0, 0.0] }"),
+    ));
+    assert_eq!(
+        messages(&p),
+        [
+            "stance.calibration.mediation = [0, 0.1]: Platt parameters [a, b] need a finite a > 0 \
+             (so that higher scores stay higher) and a finite b",
+            "stance.calibration.energy: missing; calibrate every label (mediation, conflict, \
+             energy) or none",
+        ]
+    );
+}
+
+#[test]
 fn the_source_is_exactly_one_of_three() {
     let dir = tempfile::tempdir().unwrap();
     let none = format!("schema_version = 1\n{PROTOTYPES}");
