@@ -24,6 +24,10 @@ Reports:
   (one segment a record) against its labels, with models/default.toml (the
   trained head) and models/e5-prototypes.toml: per label, segment micro and
   macro. Their thresholds were fitted on this dev set.
+- stance-dev-articles: the dev set's whole round-2 articles (rows with a
+  `doc`: headlines, datelines, boilerplate, broken sentences), each
+  segment a line of one document, tagged with models/default.toml:
+  segments and documents (the union of a document's labels).
 """
 
 import argparse
@@ -139,6 +143,34 @@ def stance_dev(binary, work, model=MODEL):
             "model_config": str(model), "model_files": model_files(model)}
 
 
+def stance_dev_articles(binary, work, model=MODEL):
+    rows = [json.loads(l) for l in (ROOT / STANCE_DEV).read_text(encoding="utf-8").splitlines()]
+    articles = {}
+    for r in rows:
+        if "doc" in r:
+            articles.setdefault(r["doc"], []).append(r)
+    docs = work / "stance-articles.docs.jsonl"
+    gold = work / "stance-articles.gold.jsonl"
+    with docs.open("w", encoding="utf-8") as d, gold.open("w", encoding="utf-8") as g:
+        for doc_id in sorted(articles):
+            segments, at = [], 0
+            for r in articles[doc_id]:
+                segments.append({"start": at, "end": at + len(r["text"]), "labels": r["labels"]})
+                at += len(r["text"]) + 1
+            text = "\n".join(r["text"] for r in articles[doc_id]) + "\n"
+            d.write(json.dumps({"id": doc_id, "text": text}, ensure_ascii=False) + "\n")
+            g.write(json.dumps({"id": doc_id, "entities": [], "segments": segments},
+                               ensure_ascii=False) + "\n")
+    pred = work / "stance-articles.pred.jsonl"
+    _, tag = run([binary, "tag", "--model", model, docs, "-o", pred])
+    done, score = run([binary, "eval", "--gold", gold, "--pred", pred, "--json"])
+    report = json.loads(done.stdout)
+    stance = {k: report[k] for k in ("segments", "documents") if k in report}
+    return {"commands": [tag, score + "  (articles rebuilt from the dev file, a segment a line)"],
+            "data": {str(STANCE_DEV): sha256(STANCE_DEV)}, "report": stance,
+            "model_config": str(model), "model_files": model_files(model)}
+
+
 def make_all(binary, names, work):
     out = {}
     if "anercorp-test" in names:
@@ -149,6 +181,8 @@ def make_all(binary, names, work):
         out["stance-dev"] = stance_dev(binary, work)
     if "stance-dev-prototypes" in names:
         out["stance-dev-prototypes"] = stance_dev(binary, work, PROTOTYPES)
+    if "stance-dev-articles" in names:
+        out["stance-dev-articles"] = stance_dev_articles(binary, work)
     for value in out.values():
         value.setdefault("model_files", model_files(MODEL))
         value.setdefault("model_config", str(MODEL))
@@ -190,7 +224,8 @@ def main():
     parser.add_argument("names", nargs="*")
     parser.add_argument("--bin", default="target/release/arabtag")
     args = parser.parse_args()
-    known = {"anercorp-test", "seeds-ner", "seeds-stance", "stance-dev", "stance-dev-prototypes"}
+    known = {"anercorp-test", "seeds-ner", "seeds-stance", "stance-dev", "stance-dev-prototypes",
+             "stance-dev-articles"}
     names = set(args.names) or known
     if names - known:
         sys.exit(f"unknown report(s): {sorted(names - known)}; known: {sorted(known)}")

@@ -102,7 +102,7 @@ fn the_default_is_the_e5_file_with_the_readmes_hashes_and_prototypes() {
     };
     assert_eq!(
         head.path,
-        workspace().join("models/heads/e5-stance.safetensors")
+        workspace().join("models/heads/e5-stance-ft.safetensors")
     );
     assert_eq!(labels.as_slice(), StanceLabel::ALL.as_slice());
     for label in StanceLabel::ALL {
