@@ -32,43 +32,80 @@ def prf(p, r):
     return {"precision": p, "recall": r, "f1": div(2 * p * r, p + r)}
 
 
+def tier(g, p):
+    """0: same bounds and type, 1: same bounds, 2: overlap and type, 3:
+    overlap; None: no overlap (an empty span only meets its equal)."""
+    if g[0] == p[0] and g[1] == p[1]:
+        return 0 if g[2] == p[2] else 1
+    if max(g[0], p[0]) < min(g[1], p[1]):
+        return 2 if g[2] == p[2] else 3
+    return None
+
+
+def best_tiers(gold, pred):
+    """The tier counts of the best one-to-one matching (most pairs of tier
+    0, then 1, 2, 3): exhaustive search, gold by gold, over the unused
+    predictions that overlap it, with the tallies compared as tuples."""
+    best = [(0, 0, 0, 0)]
+
+    def go(i, used, tally):
+        if i == len(gold):
+            best[0] = max(best[0], tally)
+            return
+        go(i + 1, used, tally)
+        for j, p in enumerate(pred):
+            t = None if j in used else tier(gold[i], p)
+            if t is not None:
+                nxt = list(tally)
+                nxt[t] += 1
+                go(i + 1, used | {j}, tuple(nxt))
+
+    go(0, frozenset(), (0, 0, 0, 0))
+    return best[0]
+
+
 def semeval(gold, pred):
-    """gold, pred: lists of (start, end, type). Returns {mode: counts}."""
+    """SemEval counts of one document from the best one-to-one matching of
+    ANNOTATION.md's scorer: a function of the two sets. Mentions that
+    overlap nothing of the other side are missed or spurious at once; the
+    rest is searched exhaustively within each group of mentions linked by
+    overlaps."""
     c = {m: dict(cor=0, inc=0, par=0, mis=0, spu=0) for m in MODES}
-    used = [False] * len(gold)
+    # Groups: union-find over overlapping (or equal empty) pairs.
+    nodes = [("g", i) for i in range(len(gold))] + [("p", j) for j in range(len(pred))]
+    parent = {n: n for n in nodes}
 
-    def first(cond):
-        for i, g in enumerate(gold):
-            if not used[i] and cond(g):
-                return i
-        return None
+    def find(n):
+        while parent[n] != n:
+            parent[n] = parent[parent[n]]
+            n = parent[n]
+        return n
 
-    for p in sorted(pred):
-        i = first(lambda g: g == p)
-        if i is not None:
-            for m in MODES:
-                c[m]["cor"] += 1
-        else:
-            i = first(lambda g: g[0] == p[0] and g[1] == p[1])
-            if i is not None:
-                c["strict"]["inc"] += 1
-                c["exact"]["cor"] += 1
-                c["partial"]["cor"] += 1
-                c["type"]["inc"] += 1
-            else:
-                i = first(lambda g: max(g[0], p[0]) < min(g[1], p[1]))
-                if i is not None:
-                    c["strict"]["inc"] += 1
-                    c["exact"]["inc"] += 1
-                    c["partial"]["par"] += 1
-                    c["type"]["cor" if gold[i][2] == p[2] else "inc"] += 1
-                else:
-                    for m in MODES:
-                        c[m]["spu"] += 1
-        if i is not None:
-            used[i] = True
+    for i, g in enumerate(gold):
+        for j, p in enumerate(pred):
+            if tier(g, p) is not None:
+                parent[find(("g", i))] = find(("p", j))
+    groups = {}
+    for n in nodes:
+        groups.setdefault(find(n), []).append(n)
+    matched = 0
+    for members in groups.values():
+        gs = [gold[i] for side, i in members if side == "g"]
+        ps = [pred[j] for side, j in members if side == "p"]
+        t = best_tiers(gs, ps)
+        matched += sum(t)
+        for m in MODES:
+            c[m]["cor"] += t[0]
+        c["strict"]["inc"] += t[1] + t[2] + t[3]
+        c["exact"]["cor"] += t[1]
+        c["exact"]["inc"] += t[2] + t[3]
+        c["partial"]["cor"] += t[1]
+        c["partial"]["par"] += t[2] + t[3]
+        c["type"]["inc"] += t[1] + t[3]
+        c["type"]["cor"] += t[2]
     for m in MODES:
-        c[m]["mis"] += used.count(False)
+        c[m]["mis"] += len(gold) - matched
+        c[m]["spu"] += len(pred) - matched
     return c
 
 

@@ -145,62 +145,55 @@ impl<'a> Mention<'a> {
         }
     }
 
-    fn same_bounds(&self, other: &Mention<'_>) -> bool {
+    pub(crate) fn same_bounds(&self, other: &Mention<'_>) -> bool {
         self.start == other.start && self.end == other.end
     }
 
     /// Half-open overlap: `max(start) < min(end)`.
-    fn overlaps(&self, other: &Mention<'_>) -> bool {
+    pub(crate) fn overlaps(&self, other: &Mention<'_>) -> bool {
         self.start.max(other.start) < self.end.min(other.end)
     }
 }
 
 /// The four SemEval modes' counts for one document (strict, exact, partial,
-/// type; the clitic slot is left at zero). Predictions are taken in
-/// `(start, end, type)` order, gold in the order given; a gold mention is
-/// matched at most once.
+/// type; the clitic slot is left at zero), from the best one-to-one
+/// matching of [`crate::matching`]: a function of the two sets, whatever
+/// their order and type names.
 pub fn count_semeval(gold: &[Mention<'_>], pred: &[Mention<'_>]) -> ModeCounts {
-    let mut pred: Vec<Mention<'_>> = pred.to_vec();
-    pred.sort_by(|a, b| (a.start, a.end, a.kind).cmp(&(b.start, b.end, b.kind)));
-    let mut claimed = vec![false; gold.len()];
+    use crate::matching::{Tier, best_matching};
     let mut c = ModeCounts::default();
-    let find = |claimed: &[bool], ok: &dyn Fn(&Mention<'_>) -> bool| {
-        gold.iter()
-            .enumerate()
-            .position(|(i, g)| !claimed[i] && ok(g))
-    };
-    for p in &pred {
-        if let Some(i) = find(&claimed, &|g| g.same_bounds(p) && g.kind == p.kind) {
-            claimed[i] = true;
-            for mode in [Mode::Strict, Mode::Exact, Mode::Partial, Mode::Type] {
-                c.get_mut(mode).cor += 1;
+    let matched = best_matching(gold, pred);
+    for &(_, _, tier) in &matched {
+        match tier {
+            Tier::Exact => {
+                for mode in [Mode::Strict, Mode::Exact, Mode::Partial, Mode::Type] {
+                    c.get_mut(mode).cor += 1;
+                }
             }
-        } else if let Some(i) = find(&claimed, &|g| g.same_bounds(p)) {
-            // Same boundaries, another type.
-            claimed[i] = true;
-            c.get_mut(Mode::Strict).inc += 1;
-            c.get_mut(Mode::Exact).cor += 1;
-            c.get_mut(Mode::Partial).cor += 1;
-            c.get_mut(Mode::Type).inc += 1;
-        } else if let Some(i) = find(&claimed, &|g| g.overlaps(p)) {
-            claimed[i] = true;
-            c.get_mut(Mode::Strict).inc += 1;
-            c.get_mut(Mode::Exact).inc += 1;
-            c.get_mut(Mode::Partial).par += 1;
-            if gold[i].kind == p.kind {
-                c.get_mut(Mode::Type).cor += 1;
-            } else {
+            Tier::Boundaries => {
+                c.get_mut(Mode::Strict).inc += 1;
+                c.get_mut(Mode::Exact).cor += 1;
+                c.get_mut(Mode::Partial).cor += 1;
                 c.get_mut(Mode::Type).inc += 1;
             }
-        } else {
-            for mode in [Mode::Strict, Mode::Exact, Mode::Partial, Mode::Type] {
-                c.get_mut(mode).spu += 1;
+            Tier::OverlapSameType | Tier::Overlap => {
+                c.get_mut(Mode::Strict).inc += 1;
+                c.get_mut(Mode::Exact).inc += 1;
+                c.get_mut(Mode::Partial).par += 1;
+                if tier == Tier::OverlapSameType {
+                    c.get_mut(Mode::Type).cor += 1;
+                } else {
+                    c.get_mut(Mode::Type).inc += 1;
+                }
             }
         }
     }
-    let missed = claimed.iter().filter(|&&x| !x).count() as u64;
+    let matched = matched.len() as u64;
+    let missed = gold.len() as u64 - matched;
+    let spurious = pred.len() as u64 - matched;
     for mode in [Mode::Strict, Mode::Exact, Mode::Partial, Mode::Type] {
         c.get_mut(mode).mis += missed;
+        c.get_mut(mode).spu += spurious;
     }
     c
 }

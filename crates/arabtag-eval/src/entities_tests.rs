@@ -167,26 +167,30 @@ fn date_is_shown_but_not_in_micro_unless_chosen() {
 }
 
 #[test]
-fn a_gold_mention_is_claimed_once_by_the_first_prediction_in_order() {
-    // gold [0,10) PER; predictions [0,10) PER and [0,3) PER. Sorted by
-    // (start, end, type): [0,3) first, which overlaps the gold and claims it
-    // (PAR); [0,10) then finds no unclaimed gold: SPU.
+fn a_gold_mention_is_matched_once_by_its_best_prediction() {
+    // gold [0,10) PER; predictions [0,10) PER and [0,3) PER: the exact one
+    // is matched (COR) whatever the order, the other is SPU.
     let gold = vec![ent(0, 10, "PER")];
-    let pred = vec![ent(0, 10, "PER"), ent(0, 3, "PER")];
-    let c = count_document(&gold, &pred);
-    assert_eq!(counts(&c, Mode::Strict), (0, 1, 0, 0, 1));
-    assert_eq!(counts(&c, Mode::Partial), (0, 0, 1, 0, 1));
+    for pred in [
+        vec![ent(0, 10, "PER"), ent(0, 3, "PER")],
+        vec![ent(0, 3, "PER"), ent(0, 10, "PER")],
+    ] {
+        let c = count_document(&gold, &pred);
+        assert_eq!(counts(&c, Mode::Strict), (1, 0, 0, 0, 1));
+        assert_eq!(counts(&c, Mode::Partial), (1, 0, 0, 0, 1));
+    }
 
-    // Same boundaries, types sorted: LOC before PER, so the LOC claims the
-    // gold PER as "same boundaries, another type" and the PER is SPU.
+    // Same boundaries: the prediction of the gold's type is the match, the
+    // other type is SPU, whichever name sorts first.
     let gold = vec![ent(0, 5, "PER")];
     let pred = vec![ent(0, 5, "PER"), ent(0, 5, "LOC")];
     let c = count_document(&gold, &pred);
-    assert_eq!(counts(&c, Mode::Strict), (0, 1, 0, 0, 1));
+    assert_eq!(counts(&c, Mode::Strict), (1, 0, 0, 0, 1));
     assert_eq!(counts(&c, Mode::Exact), (1, 0, 0, 0, 1));
 
-    // A prediction that overlaps two gold mentions claims the first in gold
-    // order ([5,15) takes [0,10): PAR); the exact [12,20) still finds its own.
+    // A prediction that overlaps two gold mentions takes the one no exact
+    // prediction claims ([5,15) takes [0,10): PAR); the exact [12,20) has
+    // its own.
     let gold = vec![ent(0, 10, "PER"), ent(12, 20, "PER")];
     let pred = vec![ent(5, 15, "PER"), ent(12, 20, "PER")];
     let c = count_document(&gold, &pred);

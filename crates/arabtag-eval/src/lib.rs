@@ -10,25 +10,34 @@
 //! # Entities
 //!
 //! Per document, after restricting gold and predictions to the type set
-//! ([`TypeSet`], by default PER, ORG, LOC), predictions are sorted by
-//! `(start, end, type)` and each in turn is matched against the gold mentions
-//! not yet matched (a gold mention is matched at most once), following the
-//! scenario order of nervaluate's `compute_metrics` (SemEval-2013 task 9.1):
+//! ([`TypeSet`], by default PER, ORG, LOC), gold and predicted mentions are
+//! matched one to one ([`matching`]). A pair must overlap
+//! (`max(start) < min(end)`) and is of one of four kinds, which give the
+//! counts of the SemEval-2013 task 9.1 scenarios (as nervaluate names them):
 //!
-//! 1. an unmatched gold with the same start, end and type: COR in all four
-//!    modes (strict, exact, partial, type);
-//! 2. else the first unmatched gold (in gold order) with the same start and end:
-//!    strict INC, exact COR, partial COR, type INC;
-//! 3. else the first unmatched gold that overlaps (`max(start) < min(end)`):
-//!    strict INC, exact INC, partial PAR, type COR if the types agree, else INC;
-//! 4. else SPU in all modes.
+//! 1. same start, end and type: COR in all four modes (strict, exact,
+//!    partial, type);
+//! 2. same start and end, another type: strict INC, exact COR, partial COR,
+//!    type INC;
+//! 3. overlap, same type: strict INC, exact INC, partial PAR, type COR;
+//! 4. overlap, another type: strict INC, exact INC, partial PAR, type INC.
+//!
+//! Of all one-to-one matchings, the one kept has the most pairs of kind 1,
+//! then of kind 2, 3 and 4: a function of the two sets, so the counts never
+//! depend on the order of the mentions or the names of the types (a
+//! prediction that matches a gold exactly is COR even when a wrong-type or
+//! overlapping twin could claim that gold first). Every prediction left
+//! unmatched is SPU in all modes.
 //!
 //! Every gold mention left unmatched is MIS in all modes. With
 //! POS = COR+INC+PAR+MIS and ACT = COR+INC+PAR+SPU: strict, exact and type
 //! modes have P = COR/ACT, R = COR/POS; partial mode has
 //! P = (COR+0.5·PAR)/ACT, R = (COR+0.5·PAR)/POS; F1 = 2PR/(P+R); any 0/0 is 0.
-//! Counts are summed over documents *before* P, R and F1 are computed (so no
-//! partial credit is lost when documents are merged, unlike nervaluate).
+//! Counts are summed over documents *before* P, R and F1 are computed.
+//! Where each prediction overlaps at most one gold mention and the reverse,
+//! this is nervaluate's procedure (`eval/tools/nervaluate_diff.py` checks it
+//! against nervaluate 1.2.1); where mentions overlap several, nervaluate's
+//! result depends on their order and ours does not.
 //!
 //! *Micro* is that over the whole type set. *Per type* T is the same procedure
 //! on gold and predictions restricted to T alone; it also gives strict
@@ -95,6 +104,7 @@ pub mod conll;
 pub mod entities;
 mod evaluate;
 mod issue;
+pub mod matching;
 pub mod metrics;
 mod report;
 pub mod stance;
