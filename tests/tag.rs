@@ -533,8 +533,11 @@ fn conll_output_and_standard_input() {
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let written = String::from_utf8(out.stdout).unwrap();
+    // The document is marked by its id (standard input's is `stdin`).
+    assert!(written.starts_with("# id = stdin\n"), "{written}");
     let tokens: Vec<&str> = written
         .lines()
+        .skip(1)
         .map(|l| l.split(' ').next().unwrap())
         .collect();
     assert_eq!(

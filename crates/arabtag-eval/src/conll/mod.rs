@@ -30,6 +30,13 @@ pub struct Token {
     pub line: usize,
 }
 
+/// Whether `line` is a comment, as CoNLL-U writes them and `arabtag tag
+/// --format conll` marks documents: `# key = value` (`# id = …`,
+/// `# error = …`). Such lines are skipped.
+pub fn is_comment(line: &str) -> bool {
+    line.starts_with("# ") && line.contains(" = ")
+}
+
 /// A CoNLL file: its sentences, none of them empty.
 #[derive(Debug, Clone)]
 pub struct ConllFile {
@@ -52,6 +59,9 @@ impl ConllFile {
         let mut sentences = Vec::new();
         let mut current = Vec::new();
         for (i, line) in text.lines().enumerate() {
+            if is_comment(line) {
+                continue;
+            }
             let mut cols = line.split_whitespace();
             let Some(first) = cols.next() else {
                 if !current.is_empty() {

@@ -145,6 +145,18 @@ fn reading_takes_first_and_last_columns_and_blank_runs() {
 }
 
 #[test]
+fn document_marks_are_comments() {
+    // What `arabtag tag --format conll` writes around documents.
+    let text = "# id = d1\na B-PER\n\n# id = d2\n# error = d2: cannot read\n\n# id = d3\nb O\n";
+    let f = ConllFile::parse(Path::new("t.txt"), text).unwrap();
+    assert_eq!(f.sentences.len(), 2);
+    assert_eq!(f.sentences[1][0].text, "b");
+    // A token that is only `#` is a token.
+    let f = ConllFile::parse(Path::new("t.txt"), "# O\n").unwrap();
+    assert_eq!(f.sentences[0][0].text, "#");
+}
+
+#[test]
 fn misaligned_files_are_errors_naming_file_and_line() {
     let gold = ConllFile::parse(Path::new("g.txt"), "a O\nb O\n\nc O\n").unwrap();
     let short = ConllFile::parse(Path::new("p.txt"), "a O\n\nb O\n\nc O\n").unwrap();

@@ -165,18 +165,12 @@ fn tag_inputs(tagger: &Tagger, args: &TagArgs, out: &mut Output) -> Result<Statu
             match (args.format, text) {
                 (OutputFormat::Jsonl, _) => out.record(&record)?,
                 (OutputFormat::Conll, Some(text)) if record.error.is_none() => {
-                    let sentences: Vec<Vec<Span>> = segments(text)
-                        .into_iter()
-                        .map(|s| {
-                            words(text)
-                                .into_iter()
-                                .filter(|w| w.start >= s.start && w.end <= s.end)
-                                .collect()
-                        })
-                        .collect();
-                    out.conll(text, &sentences, &record.entities)?;
+                    out.conll_header(&record.id, None)?;
+                    out.conll(text, &sentence_words(text), &record.entities)?;
                 }
-                (OutputFormat::Conll, _) => {}
+                (OutputFormat::Conll, _) => {
+                    out.conll_header(&record.id, record.error.as_deref())?;
+                }
             }
             progress.inc(1);
         }
@@ -194,7 +188,7 @@ fn tag_conll(tagger: &Tagger, path: &Path, out: &mut Output) -> Result<Status> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("{}: cannot read (UTF-8 expected)", path.display()))?;
     let mut sentences: Vec<Vec<&str>> = vec![Vec::new()];
-    for line in text.lines() {
+    for line in text.lines().filter(|l| !arabtag_eval::conll::is_comment(l)) {
         match line.split_whitespace().next() {
             Some(token) => sentences.last_mut().map(|s| s.push(token)).unwrap_or(()),
             None => sentences.push(Vec::new()),
@@ -228,14 +222,43 @@ fn tag_conll(tagger: &Tagger, path: &Path, out: &mut Output) -> Result<Status> {
     Ok(if failed { Status::Errors } else { Status::Ok })
 }
 
-/// IOB2 tags of `words`: a word any entity overlaps takes its type, `B-`
-/// on the entity's first word.
+/// The words of each segment of `text` (those wholly inside it), in one
+/// pass over the words: linear in the text.
+pub fn sentence_words(text: &str) -> Vec<Vec<Span>> {
+    let ws = words(text);
+    let mut next = 0;
+    segments(text)
+        .into_iter()
+        .map(|s| {
+            while next < ws.len() && ws[next].start < s.start {
+                next += 1;
+            }
+            let mut sentence = Vec::new();
+            while next < ws.len() && ws[next].start < s.end {
+                if ws[next].end <= s.end {
+                    sentence.push(ws[next]);
+                }
+                next += 1;
+            }
+            sentence
+        })
+        .collect()
+}
+
+/// IOB2 tags of `words` (in text order, as [`words`] gives them): a word
+/// any entity overlaps takes its type, `B-` on the entity's first word; a
+/// later entity overwrites an earlier one. Each entity looks only at the
+/// words from the first that ends after its start.
 pub fn iob2(words: &[Span], entities: &[Entity]) -> Vec<String> {
     let mut tags = vec!["O".to_string(); words.len()];
     for entity in entities {
         let span = entity.span();
         let mut first = true;
-        for (tag, word) in tags.iter_mut().zip(words) {
+        let from = words.partition_point(|w| w.end <= span.start);
+        for (tag, word) in tags[from..].iter_mut().zip(&words[from..]) {
+            if word.start >= span.end {
+                break;
+            }
             if word.overlap(&span) > 0 {
                 *tag = format!("{}-{}", if first { "B" } else { "I" }, entity.kind);
                 first = false;
@@ -273,11 +296,53 @@ impl Output {
         }))
     }
 
+    /// A document's first lines in CoNLL output: `# id = ID`, and for a
+    /// document that failed `# error = MESSAGE` and a blank line (line
+    /// breaks in either become spaces). `arabtag eval --conll` skips them.
+    fn conll_header(&mut self, id: &str, error: Option<&str>) -> Result<()> {
+        let one_line = |s: &str| s.replace(['\n', '\r'], " ");
+        let mut block = format!("# id = {}\n", one_line(id));
+        if let Some(message) = error {
+            block.push_str(&format!("# error = {}\n\n", one_line(message)));
+        }
+        let result = self.writer_mut().write_all(block.as_bytes());
+        self.check(result)
+    }
+
     fn conll(&mut self, text: &str, sentences: &[Vec<Span>], entities: &[Entity]) -> Result<()> {
         let chars = arabtag_records::CharText::new(text);
+        // Each sentence meets only the entities that overlap its words:
+        // found per entity by binary search over the sentences (in order,
+        // disjoint), kept in the entities' own order.
+        let mut at = 0;
+        let ranges: Vec<(usize, usize)> = sentences
+            .iter()
+            .map(|s| {
+                // A sentence without words is an empty range where the last ended.
+                if let (Some(a), Some(b)) = (s.first(), s.last()) {
+                    at = b.end;
+                    (a.start, b.end)
+                } else {
+                    (at, at)
+                }
+            })
+            .collect();
+        let mut meets: Vec<Vec<&Entity>> = vec![Vec::new(); sentences.len()];
+        for entity in entities {
+            let from = ranges.partition_point(|&(_, end)| end <= entity.start);
+            for (i, &(start, end)) in ranges.iter().enumerate().skip(from) {
+                if start >= entity.end {
+                    break;
+                }
+                if start < end {
+                    meets[i].push(entity);
+                }
+            }
+        }
         let mut block = String::new();
-        for sentence in sentences {
-            for (word, tag) in sentence.iter().zip(iob2(sentence, entities)) {
+        for (sentence, meeting) in sentences.iter().zip(&meets) {
+            let meeting: Vec<Entity> = meeting.iter().map(|e| (*e).clone()).collect();
+            for (word, tag) in sentence.iter().zip(iob2(sentence, &meeting)) {
                 block.push_str(chars.slice(word.start, word.end).unwrap_or_default());
                 block.push(' ');
                 block.push_str(&tag);
@@ -315,6 +380,26 @@ impl Output {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sentence_words_keep_the_words_inside_each_segment() {
+        let text = "أ ب. ج د\nه و";
+        let got: Vec<Vec<(usize, usize)>> = sentence_words(text)
+            .iter()
+            .map(|s| s.iter().map(|w| (w.start, w.end)).collect())
+            .collect();
+        // Words of the whole text, each in the segment that holds it (the
+        // first ends with its full stop).
+        assert_eq!(
+            got,
+            [
+                vec![(0, 1), (2, 4)],
+                vec![(5, 6), (7, 8)],
+                vec![(9, 10), (11, 12)]
+            ]
+        );
+        assert!(sentence_words("").is_empty());
+    }
 
     #[test]
     fn iob2_tags_every_overlapped_word() {
