@@ -14,7 +14,7 @@ check-models:
 ## The main job: tag the seed articles with models/default.toml and print the eval table.
 seeds-eval: models
 	$(CARGO) build --release -q -p arabtag
-	target/release/arabtag tag --model models/default.toml seeds --output target/seeds.pred.jsonl
+	target/release/arabtag tag --model models/default.toml seeds/*.txt --output target/seeds.pred.jsonl
 	target/release/arabtag eval --gold seeds/gold.jsonl --pred target/seeds.pred.jsonl --docs seeds --report target/seeds.report.json
 
 release:

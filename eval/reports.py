@@ -111,7 +111,8 @@ def anercorp_test(binary, work):
 
 def seeds(binary, work):
     pred = work / "seeds.pred.jsonl"
-    _, tag = run([binary, "tag", "--model", MODEL, SEEDS, "-o", pred])
+    articles = [p.relative_to(ROOT) for p in sorted((ROOT / SEEDS).glob("*.txt"))]
+    _, tag = run([binary, "tag", "--model", MODEL, *articles, "-o", pred])
     done, score = run([binary, "eval", "--gold", GOLD, "--pred", pred, "--docs", SEEDS, "--json"])
     report = json.loads(done.stdout)
     data = {str(GOLD): sha256(GOLD)}

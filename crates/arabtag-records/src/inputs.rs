@@ -19,8 +19,10 @@ pub const STDIN_ID: &str = "stdin";
 /// How to read an input file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InputFormat {
-    /// By extension: `.jsonl`/`.json` are JSONL, anything else is text;
-    /// standard input is text.
+    /// By extension, in any case: `.jsonl`/`.json` are JSONL, anything else
+    /// named on the command line is text (in a folder, only `.txt` is; other
+    /// files there become error records); standard input is JSONL when its
+    /// first line is a JSON object with `id` and `text`, else text.
     Auto,
     /// Each file is one document (its id: the file name without `.txt`).
     Txt,
@@ -50,11 +52,28 @@ pub fn read_inputs(paths: &[PathBuf], format: InputFormat) -> Vec<Input> {
         if path.as_os_str() == "-" {
             out.extend(read_stdin(format));
         } else if path.is_dir() {
-            match text_files(path) {
+            match folder_files(path) {
+                Ok(files) if files.is_empty() => out.push(Input::Error {
+                    id: path.display().to_string(),
+                    message: format!("{}: the folder holds no files to tag", path.display()),
+                }),
                 Ok(files) => {
                     for file in files {
-                        let id = folder_id(path, &file);
-                        out.push(read_text_file(&file, id));
+                        if is_jsonl(&file, format) {
+                            out.extend(read_jsonl_file(&file));
+                        } else if format == InputFormat::Txt || has_extension(&file, &["txt"]) {
+                            let id = folder_id(path, &file);
+                            out.push(read_text_file(&file, id));
+                        } else {
+                            out.push(Input::Error {
+                                id: folder_id(path, &file),
+                                message: format!(
+                                    "{}: not a .txt or .jsonl file, so not tagged; rename it, or \
+                                     pass it by name (or --input-format txt) to tag it as text",
+                                    file.display()
+                                ),
+                            });
+                        }
                     }
                 }
                 Err(e) => out.push(Input::Error {
@@ -76,11 +95,16 @@ fn is_jsonl(path: &Path, format: InputFormat) -> bool {
     match format {
         InputFormat::Jsonl => true,
         InputFormat::Txt => false,
-        InputFormat::Auto => matches!(
-            path.extension().and_then(|e| e.to_str()),
-            Some("jsonl" | "json")
-        ),
+        InputFormat::Auto => has_extension(path, &["jsonl", "json"]),
     }
+}
+
+/// Whether `path`'s extension is one of `extensions` (lower case), in any
+/// case.
+fn has_extension(path: &Path, extensions: &[&str]) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| extensions.iter().any(|x| e.eq_ignore_ascii_case(x)))
 }
 
 /// A text file's id: its name without the `.txt` extension.
@@ -89,7 +113,17 @@ fn file_id(path: &Path) -> String {
         || path.display().to_string(),
         |n| n.to_string_lossy().into_owned(),
     );
-    name.strip_suffix(".txt").unwrap_or(&name).to_string()
+    strip_txt(&name).to_string()
+}
+
+/// `name` without a final `.txt` (in any case).
+fn strip_txt(name: &str) -> &str {
+    match name.len().checked_sub(4) {
+        Some(cut) if name.is_char_boundary(cut) && name[cut..].eq_ignore_ascii_case(".txt") => {
+            &name[..cut]
+        }
+        _ => name,
+    }
 }
 
 /// A file found in a folder: its path below the folder, `/`-separated,
@@ -101,11 +135,11 @@ fn folder_id(root: &Path, file: &Path) -> String {
         .map(|c| c.as_os_str().to_string_lossy().into_owned())
         .collect();
     let joined = parts.join("/");
-    joined.strip_suffix(".txt").unwrap_or(&joined).to_string()
+    strip_txt(&joined).to_string()
 }
 
-/// The `.txt` files below `dir`, recursively, sorted by path.
-fn text_files(dir: &Path) -> io::Result<Vec<PathBuf>> {
+/// Every file below `dir`, recursively, sorted by path.
+fn folder_files(dir: &Path) -> io::Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
@@ -113,7 +147,7 @@ fn text_files(dir: &Path) -> io::Result<Vec<PathBuf>> {
             let path = entry?.path();
             if path.is_dir() {
                 stack.push(path);
-            } else if path.extension().is_some_and(|e| e == "txt") {
+            } else {
                 files.push(path);
             }
         }
@@ -134,7 +168,14 @@ fn read_text_file(path: &Path, id: String) -> Input {
 
 fn from_bytes(id: String, bytes: Vec<u8>, name: &str) -> Input {
     match String::from_utf8(bytes) {
-        Ok(text) => Input::Doc(Document { id, text }),
+        // A byte-order mark is no content: offsets count from after it.
+        Ok(text) => Input::Doc(Document {
+            id,
+            text: match text.strip_prefix('\u{feff}') {
+                Some(rest) => rest.to_owned(),
+                None => text,
+            },
+        }),
         Err(e) => Input::Error {
             id,
             message: format!(
@@ -153,11 +194,27 @@ fn read_stdin(format: InputFormat) -> Vec<Input> {
             message: format!("standard input: cannot read: {e}"),
         }];
     }
-    if format == InputFormat::Jsonl {
+    if format == InputFormat::Jsonl || (format == InputFormat::Auto && looks_like_jsonl(&bytes)) {
         read_jsonl(Path::new("<stdin>"), &bytes[..])
     } else {
         vec![from_bytes(STDIN_ID.to_string(), bytes, "standard input")]
     }
+}
+
+/// Whether standard input's first non-blank line is a JSON object with
+/// string `id` and `text` (BOM allowed): then it is read as JSONL.
+fn looks_like_jsonl(bytes: &[u8]) -> bool {
+    let bytes = bytes.strip_prefix("\u{feff}".as_bytes()).unwrap_or(bytes);
+    let Some(first) = bytes
+        .split(|&b| b == b'\n')
+        .find(|l| l.iter().any(|b| !b.is_ascii_whitespace()))
+    else {
+        return false;
+    };
+    serde_json::from_slice::<serde_json::Value>(first).is_ok_and(|v| {
+        v.get("id").is_some_and(serde_json::Value::is_string)
+            && v.get("text").is_some_and(serde_json::Value::is_string)
+    })
 }
 
 fn read_jsonl_file(path: &Path) -> Vec<Input> {
@@ -173,6 +230,13 @@ fn read_jsonl_file(path: &Path) -> Vec<Input> {
 fn read_jsonl(path: &Path, reader: impl io::BufRead) -> Vec<Input> {
     JsonlReader::<_, JsonDoc>::new(path, reader)
         .map(|item| match item {
+            Ok((line, doc)) if doc.id.trim().is_empty() => Input::Error {
+                id: format!("{}:{line}", path.display()),
+                message: format!(
+                    "{}:{line}: `id` is empty; give each document an id",
+                    path.display()
+                ),
+            },
             Ok((_, doc)) => Input::Doc(Document {
                 id: doc.id,
                 text: doc.text,
@@ -257,14 +321,20 @@ mod tests {
                 ("one", Some("روسيا")),
                 ("a", Some("موسكو")),
                 ("b", Some("باكو")),
+                // Not a .txt: named in an error record, not skipped.
+                ("notes.md", None),
                 ("sub/c", Some("يريفان")),
                 ("j1", Some("أرمينيا")),
                 (format!("{more}:3").as_str(), None),
                 ("j3", Some("x")),
             ]
         );
-        let Input::Error { message, .. } = &got[5] else {
-            panic!("{:?}", got[5])
+        let Input::Error { message, .. } = &got[3] else {
+            panic!("{:?}", got[3])
+        };
+        assert!(message.contains("not a .txt or .jsonl file"), "{message}");
+        let Input::Error { message, .. } = &got[6] else {
+            panic!("{:?}", got[6])
         };
         assert!(
             message.contains(":3: invalid record") && message.contains("`id`"),
@@ -319,6 +389,73 @@ mod tests {
             message.contains("duplicate document id `d` (input 1"),
             "{message}"
         );
+    }
+
+    #[test]
+    fn folders_take_any_case_jsonl_and_say_when_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let corpus = dir.path().join("corpus");
+        std::fs::create_dir_all(&corpus).unwrap();
+        std::fs::write(corpus.join("A.TXT"), "باكو").unwrap();
+        std::fs::write(corpus.join("b.JSONL"), "{\"id\":\"j\",\"text\":\"x\"}\n").unwrap();
+        let got = read_inputs(std::slice::from_ref(&corpus), InputFormat::Auto);
+        assert_eq!(docs(&got), vec![("A", Some("باكو")), ("j", Some("x"))]);
+        let empty = dir.path().join("empty");
+        std::fs::create_dir_all(empty.join("sub")).unwrap();
+        let got = read_inputs(std::slice::from_ref(&empty), InputFormat::Auto);
+        let [Input::Error { message, .. }] = got.as_slice() else {
+            panic!("{got:?}")
+        };
+        assert!(message.contains("holds no files to tag"), "{message}");
+    }
+
+    #[test]
+    fn byte_order_marks_arrays_and_empty_ids() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = dir.path().join("t.txt");
+        std::fs::write(&text, "\u{feff}باكو").unwrap();
+        let lines = dir.path().join("x.jsonl");
+        std::fs::write(
+            &lines,
+            "\u{feff}{\"id\":\"a\",\"text\":\"1\"}\n[\"b\",\"2\"]\n{\"id\":\"\",\"text\":\"3\"}\n{\"id\":\"d\",\"text\":\"4\"}\n",
+        )
+        .unwrap();
+        let got = read_inputs(&[text, lines.clone()], InputFormat::Auto);
+        let x = lines.display().to_string();
+        assert_eq!(
+            docs(&got),
+            vec![
+                ("t", Some("باكو")),
+                ("a", Some("1")),
+                (format!("{x}:2").as_str(), None),
+                (format!("{x}:3").as_str(), None),
+                ("d", Some("4")),
+            ]
+        );
+        let messages: Vec<&str> = got
+            .iter()
+            .filter_map(|i| match i {
+                Input::Error { message, .. } => Some(message.as_str()),
+                Input::Doc(_) => None,
+            })
+            .collect();
+        assert!(
+            messages[0].contains(":2: not a JSON object"),
+            "{messages:?}"
+        );
+        assert!(messages[1].contains(":3: `id` is empty"), "{messages:?}");
+    }
+
+    #[test]
+    fn standard_input_is_jsonl_when_its_first_line_is_a_record() {
+        assert!(looks_like_jsonl(b"\n{\"id\": \"a\", \"text\": \"b\"}\n"));
+        assert!(looks_like_jsonl(
+            "\u{feff}{\"id\":\"a\",\"text\":\"b\"}".as_bytes()
+        ));
+        assert!(!looks_like_jsonl("قال بوتين".as_bytes()));
+        assert!(!looks_like_jsonl(b"{\"id\": 1, \"text\": \"b\"}"));
+        assert!(!looks_like_jsonl(b"{not json"));
+        assert!(!looks_like_jsonl(b""));
     }
 
     #[test]

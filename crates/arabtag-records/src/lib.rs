@@ -223,6 +223,9 @@ pub enum RecordsError {
         #[source]
         source: serde_json::Error,
     },
+    /// A line that is JSON but not an object (`["id", "text"]`).
+    #[error("{}:{line}: not a JSON object (one `{{...}}` record a line)", path.display())]
+    NotAnObject { path: PathBuf, line: usize },
     #[error("cannot write a record")]
     Write(#[source] io::Error),
 }
@@ -231,9 +234,10 @@ impl RecordsError {
     /// The 1-based line the error is on, when it is on one.
     pub fn line(&self) -> Option<usize> {
         match self {
-            Self::Read { line, .. } | Self::Utf8 { line, .. } | Self::Json { line, .. } => {
-                Some(*line)
-            }
+            Self::Read { line, .. }
+            | Self::Utf8 { line, .. }
+            | Self::Json { line, .. }
+            | Self::NotAnObject { line, .. } => Some(*line),
             _ => None,
         }
     }
@@ -309,8 +313,20 @@ impl<R: BufRead, T: DeserializeOwned> Iterator for JsonlReader<R, T> {
                             return Some(Err(RecordsError::Utf8 { path, line, source }));
                         }
                     };
+                    // A byte-order mark before the first record is no content.
+                    let text = if line == 1 {
+                        text.strip_prefix('\u{feff}').unwrap_or(text)
+                    } else {
+                        text
+                    };
                     if text.trim().is_empty() {
                         continue;
+                    }
+                    if !text.trim_start().starts_with('{') {
+                        // serde reads a struct from an array too: refuse
+                        // anything but an object before it can.
+                        let path = self.path.clone();
+                        return Some(Err(RecordsError::NotAnObject { path, line }));
                     }
                     return Some(
                         serde_json::from_str(text)

@@ -36,8 +36,9 @@ const CHUNK: usize = 32;
 /// How to read an input file ([`InputFormat`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum FormatArg {
-    /// By extension: `.jsonl`/`.json` are JSONL, anything else is text;
-    /// standard input is text.
+    /// By extension (any case): `.jsonl`/`.json` are JSONL, other files
+    /// named are text, in folders only `.txt` is; standard input is JSONL
+    /// when its first line is a `{"id", "text"}` record, else text.
     Auto,
     /// Each file is one document (its id: the file name without `.txt`).
     Txt,
