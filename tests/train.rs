@@ -349,6 +349,36 @@ fn train_ner_finetunes_resumes_and_tags() {
     };
     let good = dir.path().join("ft.toml");
     std::fs::write(&good, with_head("[2]")).unwrap();
+    // The head stores its labels: a config that lists them in another
+    // order is refused by `models verify` and by `tag`, naming both.
+    let head_labels = arabtag_infer::models::head_file_labels(&head_path)
+        .unwrap()
+        .unwrap();
+    assert_eq!(head_labels.first().map(String::as_str), Some("O"));
+    let mut swapped = head_labels.clone();
+    swapped.swap(1, 2);
+    let swapped_toml = dir.path().join("swapped.toml");
+    std::fs::write(
+        &swapped_toml,
+        with_head("[2]").replace(&labels, &serde_json::to_string(&swapped).unwrap()),
+    )
+    .unwrap();
+    let doc = dir.path().join("swapped-doc.txt");
+    std::fs::write(&doc, "قال بوتين").unwrap();
+    for cmd in [vec!["models", "verify"], vec!["tag", "--model"]] {
+        let mut args: Vec<&dyn AsRef<std::ffi::OsStr>> = cmd.iter().map(|c| c as _).collect();
+        args.push(&swapped_toml);
+        if cmd[0] == "tag" {
+            args.push(&doc);
+        }
+        let out = arabtag(&args);
+        assert!(!out.status.success(), "{cmd:?} accepted swapped labels");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("the head's own labels") && err.contains("ner.labels"),
+            "{err}"
+        );
+    }
     let input = dir.path().join("doc.txt");
     std::fs::write(&input, "قال بوتين في موسكو إن روسيا").unwrap();
     let tagged = arabtag(&[&"tag", &"--model", &good, &input]);

@@ -140,6 +140,22 @@ pub enum InferError {
         names: Vec<String>,
     },
     /// A head's labels are not the ones the caller expects.
+    /// A head file's header could not be read.
+    #[error("{problem}")]
+    HeadHeader { problem: String },
+    /// A head file stores labels in another order (or others) than the
+    /// config gives.
+    #[error(
+        "{}: the head's own labels (stored with it) are {head:?}, but `{key}` says {config:?}; \
+         give `{key}` the head's labels in its order",
+        path.display()
+    )]
+    HeadLabels {
+        path: PathBuf,
+        key: &'static str,
+        head: Vec<String>,
+        config: Vec<String>,
+    },
     #[error("the head's labels {found:?} disagree with the expected {expected:?}")]
     LabelsDisagree {
         expected: Vec<String>,

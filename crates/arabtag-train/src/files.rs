@@ -63,3 +63,27 @@ pub trait RunObserver {
     /// step's count, and is dropped when the work is done.
     fn progress(&self, len: u64, what: &str) -> Box<dyn FnMut(usize) + '_>;
 }
+
+/// Writes a head file: `tensors`, with the head's output labels in the
+/// file's metadata (`"labels"`: a JSON array, row order), which the tagger
+/// and `arabtag models verify` check against the model config's labels.
+pub fn save_head_file(
+    tensors: &std::collections::HashMap<String, candle_core::Tensor>,
+    labels: &[String],
+    path: &Path,
+) -> Result<(), TrainError> {
+    create_parent(path)?;
+    let metadata = std::collections::HashMap::from([(
+        arabtag_infer::models::HEAD_LABELS_KEY.to_owned(),
+        serde_json::to_string(labels).map_err(|source| TrainError::Json {
+            path: path.to_owned(),
+            source,
+        })?,
+    )]);
+    let mut named: Vec<(&String, &candle_core::Tensor)> = tensors.iter().collect();
+    named.sort_by(|a, b| a.0.cmp(b.0));
+    safetensors::serialize_to_file(named, Some(metadata), path).map_err(|e| TrainError::Write {
+        path: path.to_owned(),
+        source: std::io::Error::other(e),
+    })
+}

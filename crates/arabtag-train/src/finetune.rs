@@ -721,8 +721,7 @@ impl FinetuneTrainer {
                 tensors.insert(name, t.to_dtype(DType::F16)?);
             }
         }
-        candle_core::safetensors::save(&tensors, path)?;
-        Ok(())
+        crate::files::save_head_file(&tensors, &self.state.labels, path)
     }
 }
 

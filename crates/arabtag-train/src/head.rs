@@ -277,8 +277,7 @@ impl HeadTrainer {
             ("weight".to_owned(), weight.clone()),
             ("bias".to_owned(), bias.clone()),
         ]);
-        candle_core::safetensors::save(&tensors, path)?;
-        Ok(())
+        crate::files::save_head_file(&tensors, &self.state.labels, path)
     }
 
     /// Reads a checkpoint folder written by [`Self::save_checkpoint`].

@@ -101,8 +101,11 @@ impl StanceHead {
         create_parent(path)?;
         let tensors: std::collections::HashMap<String, Tensor> =
             self.opt.values().into_iter().collect();
-        candle_core::safetensors::save(&tensors, path)?;
-        Ok(())
+        let labels: Vec<String> = arabtag_records::STANCE_LABELS
+            .iter()
+            .map(|l| (*l).to_owned())
+            .collect();
+        super::files::save_head_file(&tensors, &labels, path)
     }
 }
 

@@ -241,10 +241,44 @@ impl ResolvedModel {
                 Err(problem) => problems.push(problem),
             }
         }
-        if problems.is_empty() {
-            Ok(VerifiedModel { model: self, files })
-        } else {
-            Err(InferError::ModelFiles { problems })
+        if !problems.is_empty() {
+            return Err(InferError::ModelFiles { problems });
         }
+        self.check_head_labels()?;
+        Ok(VerifiedModel { model: self, files })
+    }
+
+    /// A head file that stores its labels (safetensors metadata) must be
+    /// given the same labels, in the same order, by the config: a config
+    /// whose `[ner] labels` are in another order would tag places as
+    /// people.
+    pub fn check_head_labels(&self) -> Result<(), InferError> {
+        if let Some(ner) = &self.ner
+            && let crate::config::NerHead::File(file) = &ner.head
+            && let Some(head) = crate::models::head_file_labels(&file.path)?
+            && head != ner.labels
+        {
+            return Err(InferError::HeadLabels {
+                path: file.path.clone(),
+                key: "ner.labels",
+                head,
+                config: ner.labels.clone(),
+            });
+        }
+        if let Some(stance) = &self.stance
+            && let crate::config::StanceMethod::Head { head: file, labels } = &stance.method
+            && let Some(head) = crate::models::head_file_labels(&file.path)?
+        {
+            let config: Vec<String> = labels.iter().map(|l| l.as_str().to_owned()).collect();
+            if head != config {
+                return Err(InferError::HeadLabels {
+                    path: file.path.clone(),
+                    key: "stance.labels",
+                    head,
+                    config,
+                });
+            }
+        }
+        Ok(())
     }
 }

@@ -110,3 +110,46 @@ pub struct HeadFile {
     /// The encoder with the file's layers, and their indices.
     pub layers: Option<(BertModel, Vec<usize>)>,
 }
+
+/// The metadata key under which a head file stores its output labels (a
+/// JSON array, row order), written by `arabtag train`.
+pub const HEAD_LABELS_KEY: &str = "labels";
+
+/// The labels a head file stores in its safetensors metadata
+/// ([`HEAD_LABELS_KEY`]); `None` for a file without them (written before
+/// they were stored, or by another tool). Only the header is read.
+pub fn head_file_labels(path: &std::path::Path) -> Result<Option<Vec<String>>, InferError> {
+    use std::io::Read;
+    let bad = |problem: String| InferError::Checkpoint {
+        path: path.to_owned(),
+        source: Box::new(InferError::HeadHeader { problem }),
+    };
+    let mut file = std::fs::File::open(path).map_err(|source| InferError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let mut len = [0u8; 8];
+    file.read_exact(&mut len)
+        .map_err(|e| bad(format!("no safetensors header: {e}")))?;
+    let len = u64::from_le_bytes(len);
+    if len > 100_000_000 {
+        return Err(bad(format!("a header of {len} bytes")));
+    }
+    let mut header = vec![0u8; len as usize];
+    file.read_exact(&mut header)
+        .map_err(|e| bad(format!("a header cut short: {e}")))?;
+    let header: serde_json::Value = serde_json::from_slice(&header)
+        .map_err(|e| bad(format!("a header that is not JSON: {e}")))?;
+    let Some(labels) = header
+        .get("__metadata__")
+        .and_then(|m| m.get(HEAD_LABELS_KEY))
+        .and_then(|l| l.as_str())
+    else {
+        return Ok(None);
+    };
+    serde_json::from_str(labels).map(Some).map_err(|e| {
+        bad(format!(
+            "metadata `{HEAD_LABELS_KEY}` is not a JSON list of strings: {e}"
+        ))
+    })
+}

@@ -38,7 +38,10 @@ pub use bert::{BertConfig, BertModel, Positions};
 pub use deberta_v2::{DebertaV2Config, DebertaV2Model};
 pub use e5::{E5File, E5Header, E5Model, E5Precision, E5Problem, load_e5};
 pub use embed::{l2_normalize, mean_pool, sentence_embeddings};
-pub use head_file::{HeadFile, dequantize_head, dequantize_rows, load_head_file, quantize_rows};
+pub use head_file::{
+    HEAD_LABELS_KEY, HeadFile, dequantize_head, dequantize_rows, head_file_labels, load_head_file,
+    quantize_rows,
+};
 pub use heads::{
     BertSequenceClassifier, Classifier, DebertaV2SequenceClassifier, PooledClassifier, Pooling,
     SequenceHead, TokenClassifier, TokenHead, XlmRobertaSequenceClassifier, ensure_labels,

@@ -180,6 +180,7 @@ fn verify(args: &ConfigArgs) -> Result<Status> {
         // The files are the pinned ones: now what they say must fit the config.
         config
             .resolve(&options)
+            .and_then(|resolved| resolved.check_head_labels())
             .context("the files verify, but the config does not fit them")?;
     }
     let text = if args.json {

@@ -85,7 +85,7 @@ fn the_default_is_the_e5_file_with_the_readmes_hashes_and_prototypes() {
     );
     assert_eq!(
         head.sha256.unwrap().to_string(),
-        "983e1a2487764a0b8e655858bcb3fa6cf47786c35f55a1d483cbeb5d51d95e98"
+        "0733c87de670b385c0f3716a271376cd66685d20c63c9be979c5b9ecfbeb7ff4"
     );
     assert!(ner.dropped_types().is_empty());
     assert!(
