@@ -630,3 +630,72 @@ fn dates_alone_and_beside_the_ner_head_are_slices_of_the_text() {
         assert!(expected.contains(&date.as_str()), "{date}");
     }
 }
+
+/// `--resume` keeps the whole records of an interrupted run, cuts a torn
+/// last line, skips the ids already written and appends the rest: the file
+/// ends as one uninterrupted run writes it.
+#[test]
+fn resume_continues_an_interrupted_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_ner_model(dir.path());
+    let input = dir.path().join("docs.jsonl");
+    let lines: String = (0..5)
+        .map(|i| serde_json::json!({"id": format!("d{i}"), "text": text(2, i)}).to_string() + "\n")
+        .collect();
+    std::fs::write(&input, lines).unwrap();
+    let full = dir.path().join("full.jsonl");
+    let out = arabtag(&[&"tag", &"--model", &model, &input, &"-o", &full]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let whole = std::fs::read_to_string(&full).unwrap();
+    let first_two: String = whole.lines().take(2).map(|l| format!("{l}\n")).collect();
+    // What a killed run could leave: two records and half of a third.
+    let part = dir.path().join("part.jsonl");
+    let third = whole.lines().nth(2).unwrap();
+    std::fs::write(&part, format!("{first_two}{}", &third[..third.len() / 2])).unwrap();
+    let out = arabtag(&[
+        &"tag",
+        &"--model",
+        &model,
+        &input,
+        &"-o",
+        &part,
+        &"--resume",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("cut a torn last line"), "{err}");
+    assert!(err.contains("2 of 5 inputs already written"), "{err}");
+    assert_eq!(std::fs::read_to_string(&part).unwrap(), whole);
+    // Nothing left to do: the file stays as it is.
+    let out = arabtag(&[
+        &"tag",
+        &"--model",
+        &model,
+        &input,
+        &"-o",
+        &part,
+        &"--resume",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(std::fs::read_to_string(&part).unwrap(), whole);
+    // Resuming needs an output file, and JSONL.
+    let out = arabtag(&[&"tag", &"--model", &model, &input, &"--resume"]);
+    assert!(!out.status.success());
+    let out = arabtag(&[
+        &"tag",
+        &"--model",
+        &model,
+        &input,
+        &"-o",
+        &part,
+        &"--resume",
+        &"--format",
+        &"conll",
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("JSONL output only"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -367,10 +367,15 @@ impl<W: Write> JsonlWriter<W> {
         Self { out }
     }
 
+    /// Writes `value` as one line. The line is serialised first and handed
+    /// to the writer in one `write_all`, so that a buffered writer holds or
+    /// flushes whole records only: a run stopped between records leaves no
+    /// torn line.
     pub fn write<T: Serialize>(&mut self, value: &T) -> Result<(), RecordsError> {
-        serde_json::to_writer(&mut self.out, value)
-            .map_err(|e| RecordsError::Write(io::Error::other(e)))?;
-        self.out.write_all(b"\n").map_err(RecordsError::Write)
+        let mut line =
+            serde_json::to_vec(value).map_err(|e| RecordsError::Write(io::Error::other(e)))?;
+        line.push(b'\n');
+        self.out.write_all(&line).map_err(RecordsError::Write)
     }
 
     pub fn flush(&mut self) -> Result<(), RecordsError> {

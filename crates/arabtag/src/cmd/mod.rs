@@ -37,6 +37,8 @@ pub enum Status {
     Regression,
     /// Done, but the input had errors (they were reported).
     Errors,
+    /// Stopped by SIGINT or SIGTERM after the last whole record.
+    Interrupted,
 }
 
 impl Status {
@@ -45,6 +47,7 @@ impl Status {
             Status::Ok => 0,
             Status::Regression => 1,
             Status::Errors => 2,
+            Status::Interrupted => 130,
         })
     }
 }

@@ -16,9 +16,12 @@
 //! head's own types (`PERS`, `MISC`…, no label map), whole tokens (no
 //! proclitic stripping), no rule-based dates.
 
+use std::collections::HashSet;
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result, bail};
 use arabtag_infer::{TagOptions, Tagger};
@@ -102,6 +105,12 @@ pub struct TagArgs {
     /// Never touch the network (also HF_HUB_OFFLINE=1).
     #[arg(long)]
     pub offline: bool,
+
+    /// Continue an interrupted run: keep the whole records already in
+    /// --output (a torn last line is cut off), skip the inputs whose id is
+    /// among them, and append the rest. JSONL output only.
+    #[arg(long, requires = "output")]
+    pub resume: bool,
 }
 
 pub fn run(args: &TagArgs) -> Result<Status> {
@@ -114,14 +123,88 @@ pub fn run(args: &TagArgs) -> Result<Status> {
             .build_global()
             .context("--threads")?;
     }
+    if args.resume && (args.format != OutputFormat::Jsonl || args.conll_in.is_some()) {
+        bail!("--resume continues JSONL output only");
+    }
+    let done = match (&args.output, args.resume) {
+        (Some(path), true) => whole_records(path)?,
+        _ => HashSet::new(),
+    };
     let tagger = load(args)?;
-    let mut out = Output::open(args.output.as_deref())?;
+    let mut out = Output::open(args.output.as_deref(), args.resume)?;
+    let stop = stop_flag()?;
     let status = match &args.conll_in {
         Some(path) => tag_conll(&tagger, path, &mut out)?,
-        None => tag_inputs(&tagger, args, &mut out)?,
+        None => tag_inputs(&tagger, args, &mut out, &done, &stop)?,
     };
     out.finish()?;
+    if status == Status::Interrupted {
+        crate::output::stderr_line(&format!(
+            "interrupted: every record written is whole{}",
+            match &args.output {
+                Some(path) => format!("; continue with --resume -o {}", path.display()),
+                None => String::new(),
+            }
+        ));
+    }
     Ok(status)
+}
+
+/// Set when SIGINT or SIGTERM arrives: the run writes the records in hand
+/// and stops. A second signal ends the process at once.
+fn stop_flag() -> Result<Arc<AtomicBool>> {
+    let flag = Arc::new(AtomicBool::new(false));
+    #[cfg(unix)]
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register_conditional_shutdown(signal, 130, Arc::clone(&flag))
+            .context("cannot install the signal handler")?;
+        signal_hook::flag::register(signal, Arc::clone(&flag))
+            .context("cannot install the signal handler")?;
+    }
+    Ok(flag)
+}
+
+/// The ids of the whole records in the JSONL file at `path` (none when it
+/// does not exist); a last line without its line break (a run killed
+/// mid-write) is cut off the file.
+fn whole_records(path: &Path) -> Result<HashSet<String>> {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(HashSet::new()),
+        Err(e) => return Err(e).with_context(|| format!("{}: cannot read", path.display())),
+    };
+    let whole = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    if whole < bytes.len() {
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .with_context(|| format!("{}: cannot open", path.display()))?;
+        file.set_len(whole as u64)
+            .with_context(|| format!("{}: cannot cut the torn last line", path.display()))?;
+        crate::output::stderr_line(&format!(
+            "{}: cut a torn last line ({} bytes)",
+            path.display(),
+            bytes.len() - whole
+        ));
+    }
+    let mut ids = HashSet::new();
+    for (n, line) in bytes[..whole].split(|&b| b == b'\n').enumerate() {
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let value: serde_json::Value = serde_json::from_slice(line).with_context(|| {
+            format!(
+                "{}:{}: not a record; --resume needs the output of arabtag tag",
+                path.display(),
+                n + 1
+            )
+        })?;
+        match value.get("id").and_then(|id| id.as_str()) {
+            Some(id) => ids.insert(id.to_owned()),
+            None => bail!("{}:{}: a record without an id", path.display(), n + 1),
+        };
+    }
+    Ok(ids)
 }
 
 fn load(args: &TagArgs) -> Result<Tagger> {
@@ -138,11 +221,34 @@ fn load(args: &TagArgs) -> Result<Tagger> {
     .with_context(|| format!("cannot load the model of {}", args.model.display()))
 }
 
-fn tag_inputs(tagger: &Tagger, args: &TagArgs, out: &mut Output) -> Result<Status> {
-    let inputs = read_inputs(&args.inputs, args.input_format.into());
+fn tag_inputs(
+    tagger: &Tagger,
+    args: &TagArgs,
+    out: &mut Output,
+    done: &HashSet<String>,
+    stop: &AtomicBool,
+) -> Result<Status> {
+    let mut inputs = read_inputs(&args.inputs, args.input_format.into());
+    if !done.is_empty() {
+        let before = inputs.len();
+        inputs.retain(|input| match input {
+            Input::Doc(doc) => !done.contains(&doc.id),
+            Input::Error { id, .. } => !done.contains(id),
+        });
+        crate::output::stderr_line(&format!(
+            "resuming: {} of {before} inputs already written, {} to go",
+            before - inputs.len(),
+            inputs.len()
+        ));
+    }
     let progress = progress_bar(inputs.len() as u64, "documents");
     let mut failed = false;
     for chunk in inputs.chunks(CHUNK) {
+        if stop.load(Ordering::SeqCst) {
+            progress.finish_and_clear();
+            out.flush()?;
+            return Ok(Status::Interrupted);
+        }
         let docs: Vec<Document> = chunk
             .iter()
             .filter_map(|input| match input {
@@ -166,11 +272,15 @@ fn tag_inputs(tagger: &Tagger, args: &TagArgs, out: &mut Output) -> Result<Statu
             match (args.format, text) {
                 (OutputFormat::Jsonl, _) => out.record(&record)?,
                 (OutputFormat::Conll, Some(text)) if record.error.is_none() => {
-                    out.conll_header(&record.id, None)?;
-                    out.conll(text, &sentence_words(text), &record.entities)?;
+                    out.conll(
+                        Some(&record.id),
+                        text,
+                        &sentence_words(text),
+                        &record.entities,
+                    )?;
                 }
                 (OutputFormat::Conll, _) => {
-                    out.conll_header(&record.id, record.error.as_deref())?;
+                    out.conll_error(&record.id, record.error.as_deref().unwrap_or_default())?;
                 }
             }
             progress.inc(1);
@@ -178,8 +288,13 @@ fn tag_inputs(tagger: &Tagger, args: &TagArgs, out: &mut Output) -> Result<Statu
         if out.closed {
             break;
         }
+        // Whole records reach the file as they are tagged.
+        out.flush()?;
     }
     progress.finish_and_clear();
+    if stop.load(Ordering::SeqCst) {
+        return Ok(Status::Interrupted);
+    }
     Ok(if failed { Status::Errors } else { Status::Ok })
 }
 
@@ -212,7 +327,8 @@ fn tag_conll(tagger: &Tagger, path: &Path, out: &mut Output) -> Result<Status> {
                 failed = true;
                 crate::output::stderr_line(&format!("error: sentence {}: {message}", record.id));
             }
-            out.conll(&doc.text, &[words(&doc.text)], &record.entities)?;
+            // One sentence a document: no `# id` lines in this benchmark output.
+            out.conll(None, &doc.text, &[words(&doc.text)], &record.entities)?;
             progress.inc(1);
         }
         if out.closed {
@@ -275,9 +391,23 @@ struct Output {
     closed: bool,
 }
 
+/// `s` with line breaks as spaces, for a `# key = value` line.
+fn one_line(s: &str) -> String {
+    s.replace(['\n', '\r'], " ")
+}
+
 impl Output {
-    fn open(path: Option<&Path>) -> Result<Self> {
+    /// Standard output, or the file at `path`: created anew, or appended
+    /// to when `append` (`--resume`).
+    fn open(path: Option<&Path>, append: bool) -> Result<Self> {
         let sink: Box<dyn Write> = match path {
+            Some(p) if append => Box::new(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(p)
+                    .with_context(|| format!("{}: cannot open to append", p.display()))?,
+            ),
             Some(p) => Box::new(
                 File::create(p).with_context(|| format!("{}: cannot create", p.display()))?,
             ),
@@ -297,20 +427,28 @@ impl Output {
         }))
     }
 
-    /// A document's first lines in CoNLL output: `# id = ID`, and for a
-    /// document that failed `# error = MESSAGE` and a blank line (line
-    /// breaks in either become spaces). `arabtag eval --conll` skips them.
-    fn conll_header(&mut self, id: &str, error: Option<&str>) -> Result<()> {
-        let one_line = |s: &str| s.replace(['\n', '\r'], " ");
-        let mut block = format!("# id = {}\n", one_line(id));
-        if let Some(message) = error {
-            block.push_str(&format!("# error = {}\n\n", one_line(message)));
-        }
+    /// A failed document in CoNLL output: `# id = ID`, `# error = MESSAGE`
+    /// and a blank line (line breaks in either become spaces), in one write.
+    fn conll_error(&mut self, id: &str, message: &str) -> Result<()> {
+        let block = format!(
+            "# id = {}\n# error = {}\n\n",
+            one_line(id),
+            one_line(message)
+        );
         let result = self.writer_mut().write_all(block.as_bytes());
         self.check(result)
     }
 
-    fn conll(&mut self, text: &str, sentences: &[Vec<Span>], entities: &[Entity]) -> Result<()> {
+    /// A document in CoNLL output, in one write: `# id = ID` (which
+    /// `arabtag eval --conll` skips) when given, then each sentence's words
+    /// and IOB2 tags and a blank line.
+    fn conll(
+        &mut self,
+        id: Option<&str>,
+        text: &str,
+        sentences: &[Vec<Span>],
+        entities: &[Entity],
+    ) -> Result<()> {
         let chars = arabtag_records::CharText::new(text);
         // Each sentence meets only the entities that overlap its words:
         // found per entity by binary search over the sentences (in order,
@@ -340,7 +478,7 @@ impl Output {
                 }
             }
         }
-        let mut block = String::new();
+        let mut block = id.map_or_else(String::new, |id| format!("# id = {}\n", one_line(id)));
         for (sentence, meeting) in sentences.iter().zip(&meets) {
             let meeting: Vec<Entity> = meeting.iter().map(|e| (*e).clone()).collect();
             for (word, tag) in sentence.iter().zip(iob2(sentence, &meeting)) {
@@ -367,6 +505,14 @@ impl Output {
             }
             other => other.context("cannot write the output"),
         }
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        if self.closed {
+            return Ok(());
+        }
+        let result = self.writer_mut().flush();
+        self.check(result)
     }
 
     fn finish(mut self) -> Result<()> {
