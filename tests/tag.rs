@@ -699,3 +699,18 @@ fn resume_continues_an_interrupted_output() {
         stderr(&out)
     );
 }
+
+/// `--threads 0` is refused with a message, not taken as 1.
+#[test]
+fn zero_threads_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let doc = dir.path().join("d.txt");
+    std::fs::write(&doc, "قال").unwrap();
+    let out = arabtag(&[&"tag", &"--threads", &"0", &doc]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("--threads must be at least 1"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -33,6 +33,11 @@ impl ResolvedModel {
             &format!("{}, {} positions", m.architecture, m.max_positions),
         );
         let weights = match (m.weights_format, m.quantized) {
+            // int8 = true: the 4-bit matrices go to 8-bit rows at load and
+            // `quantized` is not read (the loader's order).
+            (WeightsFormat::E5Q4, _) if m.int8 => {
+                "e5 E5S1, layer matrices as 8-bit rows (int8 products)".to_owned()
+            }
             (WeightsFormat::E5Q4, true) => "e5 E5S1, matrices stay 4-bit (Q4_0)".to_owned(),
             (WeightsFormat::E5Q4, false) => {
                 format!("e5 E5S1, dequantised to {}", m.dtype)

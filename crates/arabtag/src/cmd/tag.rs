@@ -117,9 +117,12 @@ pub fn run(args: &TagArgs) -> Result<Status> {
     if args.batch_size == 0 {
         bail!("--batch-size must be at least 1");
     }
+    if args.threads == Some(0) {
+        bail!("--threads must be at least 1 (leave it out to use every core)");
+    }
     if let Some(n) = args.threads {
         rayon::ThreadPoolBuilder::new()
-            .num_threads(n.max(1))
+            .num_threads(n)
             .build_global()
             .context("--threads")?;
     }
