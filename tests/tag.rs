@@ -714,3 +714,34 @@ fn zero_threads_is_refused() {
         stderr(&out)
     );
 }
+
+/// `ARABTAG_MODEL` names the model config when `--model` is not given; a
+/// missing config names itself, the working folder and both remedies.
+#[test]
+fn the_model_config_comes_from_arabtag_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_ner_model(dir.path());
+    let doc = dir.path().join("d.txt");
+    std::fs::write(&doc, text(1, 0)).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_arabtag"))
+        .args(["tag"])
+        .arg(&doc)
+        .current_dir(dir.path())
+        .env("ARABTAG_MODEL", &model)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = Command::new(env!("CARGO_BIN_EXE_arabtag"))
+        .args(["tag"])
+        .arg(&doc)
+        .current_dir(dir.path())
+        .env_remove("ARABTAG_MODEL")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("ARABTAG_MODEL") && err.contains("--model"),
+        "{err}"
+    );
+}

@@ -20,7 +20,7 @@ use crate::output::{stderr_line, write_json_report};
 #[derive(Debug, Args)]
 pub struct BenchArgs {
     /// The model config to tag with.
-    #[arg(long, value_name = "CONFIG", default_value = super::DEFAULT_MODEL)]
+    #[arg(long, value_name = "CONFIG", default_value = super::DEFAULT_MODEL, env = "ARABTAG_MODEL")]
     pub model: PathBuf,
     /// Corpus size in bytes of UTF-8, at least.
     #[arg(long, default_value_t = 1_000_000)]

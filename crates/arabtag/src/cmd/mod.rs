@@ -19,6 +19,14 @@ pub const DEFAULT_MODEL: &str = "models/default.toml";
 /// The model config at `path`, resolved (offline when `offline` or
 /// `HF_HUB_OFFLINE` says so) and every file verified against its sha256.
 pub fn verified_model(path: &Path, offline: bool) -> Result<VerifiedModel> {
+    if !path.exists() {
+        anyhow::bail!(
+            "model config {}: no such file (a relative path counts from the working folder \
+             {}); pass --model PATH or set ARABTAG_MODEL",
+            path.display(),
+            std::env::current_dir().map_or_else(|_| "?".to_owned(), |d| d.display().to_string())
+        );
+    }
     let mut options = ResolveOptions::from_env();
     options.offline |= offline;
     ModelConfig::from_file(path)

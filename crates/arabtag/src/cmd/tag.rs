@@ -70,7 +70,7 @@ pub enum OutputFormat {
 #[derive(Debug, Args)]
 pub struct TagArgs {
     /// The model config (TOML): which transformer, which heads.
-    #[arg(long, value_name = "CONFIG", default_value = super::DEFAULT_MODEL)]
+    #[arg(long, value_name = "CONFIG", default_value = super::DEFAULT_MODEL, env = "ARABTAG_MODEL")]
     pub model: PathBuf,
 
     /// Documents: .txt files, folders (recursive), .jsonl files of {"id","text"}, or - for stdin.

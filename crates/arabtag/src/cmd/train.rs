@@ -81,7 +81,7 @@ pub struct NerArgs {
     #[arg(long, value_name = "FILE")]
     pub dev: Option<PathBuf>,
     /// The model config (TOML) naming the encoder (e5, BERT or XLM-RoBERTa).
-    #[arg(long, value_name = "CONFIG", default_value = super::DEFAULT_MODEL)]
+    #[arg(long, value_name = "CONFIG", default_value = super::DEFAULT_MODEL, env = "ARABTAG_MODEL")]
     pub model: PathBuf,
     /// Folder for checkpoints and the trained head.
     #[arg(long, value_name = "DIR")]

@@ -45,7 +45,7 @@ pub struct StanceArgs {
     #[arg(long, value_name = "FILE")]
     pub dev: PathBuf,
     /// The model config (its encoder, and its [stance] method to calibrate).
-    #[arg(long, value_name = "CONFIG", default_value = super::DEFAULT_MODEL)]
+    #[arg(long, value_name = "CONFIG", default_value = super::DEFAULT_MODEL, env = "ARABTAG_MODEL")]
     pub model: PathBuf,
     /// Folder for the head and the report.
     #[arg(long, value_name = "DIR")]
