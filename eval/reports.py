@@ -135,11 +135,17 @@ def stance_dev(binary, work, model=MODEL):
             g.write(json.dumps({"id": r["id"], "entities": [], "segments": [seg]},
                                ensure_ascii=False) + "\n")
     pred = work / f"stance-dev.{model.stem}.pred.jsonl"
+    return stance_report(binary, model, docs, gold, pred, "gold and docs written from the dev file")
+
+
+def stance_report(binary, model, docs, gold, pred, how):
+    """Tags `docs` with `model`, scores against `gold`: the report of the
+    stance parts (segments, documents) of the dev file."""
     _, tag = run([binary, "tag", "--model", model, docs, "-o", pred])
     done, score = run([binary, "eval", "--gold", gold, "--pred", pred, "--json"])
     report = json.loads(done.stdout)
     stance = {k: report[k] for k in ("segments", "documents") if k in report}
-    return {"commands": [tag, score + "  (gold and docs written from the dev file)"],
+    return {"commands": [tag, f"{score}  ({how})"],
             "data": {str(STANCE_DEV): sha256(STANCE_DEV)}, "report": stance,
             "model_config": str(model), "model_files": model_files(model)}
 
@@ -163,13 +169,8 @@ def stance_dev_articles(binary, work, model=MODEL):
             g.write(json.dumps({"id": doc_id, "entities": [], "segments": segments},
                                ensure_ascii=False) + "\n")
     pred = work / "stance-articles.pred.jsonl"
-    _, tag = run([binary, "tag", "--model", model, docs, "-o", pred])
-    done, score = run([binary, "eval", "--gold", gold, "--pred", pred, "--json"])
-    report = json.loads(done.stdout)
-    stance = {k: report[k] for k in ("segments", "documents") if k in report}
-    return {"commands": [tag, score + "  (articles rebuilt from the dev file, a segment a line)"],
-            "data": {str(STANCE_DEV): sha256(STANCE_DEV)}, "report": stance,
-            "model_config": str(model), "model_files": model_files(model)}
+    return stance_report(binary, model, docs, gold, pred,
+                         "articles rebuilt from the dev file, a segment a line")
 
 
 def make_all(binary, names, work):

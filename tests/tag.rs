@@ -723,21 +723,19 @@ fn the_model_config_comes_from_arabtag_model() {
     let model = tiny_ner_model(dir.path());
     let doc = dir.path().join("d.txt");
     std::fs::write(&doc, text(1, 0)).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_arabtag"))
-        .args(["tag"])
-        .arg(&doc)
-        .current_dir(dir.path())
-        .env("ARABTAG_MODEL", &model)
-        .output()
-        .unwrap();
+    // `arabtag tag DOC` in the temporary folder, ARABTAG_MODEL set or not.
+    let tag = |config: Option<&std::path::Path>| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_arabtag"));
+        cmd.arg("tag").arg(&doc).current_dir(dir.path());
+        match config {
+            Some(path) => cmd.env("ARABTAG_MODEL", path),
+            None => cmd.env_remove("ARABTAG_MODEL"),
+        };
+        cmd.output().unwrap()
+    };
+    let out = tag(Some(&model));
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let out = Command::new(env!("CARGO_BIN_EXE_arabtag"))
-        .args(["tag"])
-        .arg(&doc)
-        .current_dir(dir.path())
-        .env_remove("ARABTAG_MODEL")
-        .output()
-        .unwrap();
+    let out = tag(None);
     assert!(!out.status.success());
     let err = stderr(&out);
     assert!(

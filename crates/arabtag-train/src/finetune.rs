@@ -125,6 +125,12 @@ pub struct FinetuneTrainer {
 /// A parameter by name (the trained variables, or a frozen copy of them).
 type Params<'a> = dyn Fn(&str) -> Result<Tensor, TrainError> + 'a;
 
+/// A training batch's mean loss and the number of targets it is over, from
+/// the trainer, the batch, its windows and the dropout generator; `None`
+/// for a batch with nothing to learn.
+type BatchLoss<'a> = dyn Fn(&FinetuneTrainer, &Batch, &[usize], &mut Rng) -> Result<Option<(Tensor, usize)>, TrainError>
+    + 'a;
+
 /// Dropout with `p` from `rng`: `xs` times a mask of 0 and `1/(1-p)`.
 fn dropout(xs: &Tensor, p: f32, rng: &mut Rng) -> Result<Tensor, TrainError> {
     if p <= 0.0 {
@@ -364,10 +370,7 @@ impl FinetuneTrainer {
         batch: &Batch,
         mut rng: Option<&mut Rng>,
     ) -> Result<Tensor, TrainError> {
-        let mut xs = batch.inputs.clone();
-        for &i in &self.state.trained {
-            xs = self.layer(p, i, &xs, &batch.bias, rng.as_deref_mut())?;
-        }
+        let xs = self.trained_states(p, &batch.inputs, &batch.bias, rng.as_deref_mut())?;
         let (b, s, h) = xs.dims3()?;
         let mut picked = xs.reshape((b * s, h))?.index_select(&batch.positions, 0)?;
         if let Some(r) = rng {
@@ -388,10 +391,7 @@ impl FinetuneTrainer {
         lens: &[usize],
         mut rng: Option<&mut Rng>,
     ) -> Result<Tensor, TrainError> {
-        let mut xs = batch.inputs.clone();
-        for &i in &self.state.trained {
-            xs = self.layer(p, i, &xs, &batch.bias, rng.as_deref_mut())?;
-        }
+        let xs = self.trained_states(p, &batch.inputs, &batch.bias, rng.as_deref_mut())?;
         let (b, s, _) = xs.dims3()?;
         let mut mask = vec![0f32; b * s];
         for (r, &len) in lens.iter().enumerate() {
@@ -417,9 +417,21 @@ impl FinetuneTrainer {
     /// dropout: what the encoder computes, for checks.
     pub fn forward_layers(&self, inputs: &Tensor, bias: &Tensor) -> Result<Tensor, TrainError> {
         let p = |n: &str| self.var(n);
+        self.trained_states(&p, inputs, bias, None)
+    }
+
+    /// The trained layers, in order, over `inputs` `[b, s, h]` with the
+    /// additive mask `bias`; dropout when `rng` is given.
+    fn trained_states(
+        &self,
+        p: &Params<'_>,
+        inputs: &Tensor,
+        bias: &Tensor,
+        mut rng: Option<&mut Rng>,
+    ) -> Result<Tensor, TrainError> {
         let mut xs = inputs.clone();
         for &i in &self.state.trained {
-            xs = self.layer(&p, i, &xs, bias, None)?;
+            xs = self.layer(p, i, &xs, bias, rng.as_deref_mut())?;
         }
         Ok(xs)
     }
@@ -475,6 +487,30 @@ impl FinetuneTrainer {
         windows: &[usize],
         progress: &mut dyn FnMut(usize),
     ) -> Result<f64, TrainError> {
+        self.run_epoch(cache, windows, progress, &|t, batch, _, rng| {
+            if batch.words.is_empty() {
+                return Ok(None);
+            }
+            let vars = |n: &str| t.var(n);
+            let logits = t.logits(&vars, batch, Some(rng))?;
+            let ys: Vec<u32> = batch.words.iter().map(|&w| labels[w]).collect();
+            let ys = Tensor::from_vec(ys, batch.words.len(), &Device::Cpu)?;
+            let loss = candle_nn::loss::cross_entropy(&logits, &ys)?;
+            Ok(Some((loss, batch.words.len())))
+        })
+    }
+
+    /// One epoch of the planned batches of `windows`: `loss` gives a
+    /// batch's mean loss and the number of targets it is over (`None`: a
+    /// batch with nothing to learn, skipped); each is a step of AdamW at the
+    /// scheduled learning rates. Returns the mean loss per target.
+    fn run_epoch(
+        &mut self,
+        cache: &LayerCache,
+        windows: &[usize],
+        progress: &mut dyn FnMut(usize),
+        loss: &BatchLoss<'_>,
+    ) -> Result<f64, TrainError> {
         let mut rng = Rng(self.state.rng);
         let batches = self.plan(cache, windows, &mut rng);
         let per_epoch: usize = windows.iter().map(|&w| cache.windows[w].len).sum();
@@ -485,22 +521,17 @@ impl FinetuneTrainer {
             let batch = make_batch(cache, windows)?;
             let positions: usize = windows.iter().map(|&w| cache.windows[w].len).sum();
             done += positions as f64;
-            if batch.words.is_empty() {
+            let Some((loss, targets)) = loss(self, &batch, windows, &mut rng)? else {
                 progress(positions);
                 continue;
-            }
-            let vars = |n: &str| self.var(n);
-            let logits = self.logits(&vars, &batch, Some(&mut rng))?;
-            let ys: Vec<u32> = batch.words.iter().map(|&w| labels[w]).collect();
-            let ys = Tensor::from_vec(ys, batch.words.len(), &Device::Cpu)?;
-            let loss = candle_nn::loss::cross_entropy(&logits, &ys)?;
+            };
             let grads = loss.backward()?;
             let factor = self.schedule(done, total);
             let o = &self.state.options;
             let lrs = [o.encoder_lr * factor, o.head_lr * factor];
             self.opt.step(&grads, &lrs)?;
-            loss_sum += f64::from(loss.to_scalar::<f32>()?) * batch.words.len() as f64;
-            count += batch.words.len();
+            loss_sum += f64::from(loss.to_scalar::<f32>()?) * targets as f64;
+            count += targets;
             progress(positions);
         }
         self.state.rng = rng.0;
@@ -511,6 +542,25 @@ impl FinetuneTrainer {
         } else {
             loss_sum / count as f64
         })
+    }
+
+    /// `windows` sorted by length and cut into evaluation batches of at
+    /// most 8 × `batch_tokens` padded positions (a longer window alone).
+    fn eval_groups(&self, cache: &LayerCache, windows: &[usize]) -> Vec<Vec<usize>> {
+        let mut order = windows.to_vec();
+        order.sort_by_key(|&w| cache.windows[w].len);
+        let budget = 8 * self.state.options.batch_tokens.max(1);
+        let mut groups = Vec::new();
+        let mut start = 0;
+        while start < order.len() {
+            let mut end = start + 1;
+            while end < order.len() && (end + 1 - start) * cache.windows[order[end]].len <= budget {
+                end += 1;
+            }
+            groups.push(order[start..end].to_vec());
+            start = end;
+        }
+        groups
     }
 
     /// Mean loss over the targets of `windows` and each target word's label
@@ -528,19 +578,10 @@ impl FinetuneTrainer {
     ) -> Result<(f64, BTreeMap<usize, Vec<f32>>), TrainError> {
         let frozen = self.frozen(rounded)?;
         let p = |n: &str| lookup(&frozen, n);
-        let mut order = windows.to_vec();
-        order.sort_by_key(|&w| cache.windows[w].len);
         let (mut loss_sum, mut count) = (0.0, 0usize);
         let mut probs = BTreeMap::new();
-        let budget = 8 * self.state.options.batch_tokens.max(1);
-        let mut start = 0;
-        while start < order.len() {
-            let mut end = start + 1;
-            while end < order.len() && (end + 1 - start) * cache.windows[order[end]].len <= budget {
-                end += 1;
-            }
-            let batch = make_batch(cache, &order[start..end])?;
-            start = end;
+        for group in self.eval_groups(cache, windows) {
+            let batch = make_batch(cache, &group)?;
             if batch.words.is_empty() {
                 continue;
             }
@@ -574,37 +615,12 @@ impl FinetuneTrainer {
         windows: &[usize],
         progress: &mut dyn FnMut(usize),
     ) -> Result<f64, TrainError> {
-        let mut rng = Rng(self.state.rng);
-        let batches = self.plan(cache, windows, &mut rng);
-        let per_epoch: usize = windows.iter().map(|&w| cache.windows[w].len).sum();
-        let total = (per_epoch * self.state.options.epochs.max(1)) as f64;
-        let mut done = (per_epoch * self.state.epoch) as f64;
-        let (mut loss_sum, mut count) = (0.0, 0usize);
-        for windows in &batches {
-            let batch = make_batch(cache, windows)?;
+        self.run_epoch(cache, windows, progress, &|t, batch, windows, rng| {
             let lens: Vec<usize> = windows.iter().map(|&w| cache.windows[w].len).collect();
-            let positions: usize = lens.iter().sum();
-            done += positions as f64;
-            let vars = |n: &str| self.var(n);
-            let logits = self.pooled_logits(&vars, &batch, &lens, Some(&mut rng))?;
+            let vars = |n: &str| t.var(n);
+            let logits = t.pooled_logits(&vars, batch, &lens, Some(rng))?;
             let ys = pooled_targets(cache, targets, windows)?;
-            let loss = bce_with_logits(&logits, &ys)?;
-            let grads = loss.backward()?;
-            let factor = self.schedule(done, total);
-            let o = &self.state.options;
-            let lrs = [o.encoder_lr * factor, o.head_lr * factor];
-            self.opt.step(&grads, &lrs)?;
-            loss_sum += f64::from(loss.to_scalar::<f32>()?) * windows.len() as f64;
-            count += windows.len();
-            progress(positions);
-        }
-        self.state.rng = rng.0;
-        self.state.step = self.opt.steps();
-        self.state.epoch += 1;
-        Ok(if count == 0 {
-            0.0
-        } else {
-            loss_sum / count as f64
+            Ok(Some((bce_with_logits(&logits, &ys)?, windows.len())))
         })
     }
 
@@ -620,19 +636,10 @@ impl FinetuneTrainer {
     ) -> Result<(f64, BTreeMap<usize, Vec<f32>>), TrainError> {
         let frozen = self.frozen(rounded)?;
         let p = |n: &str| lookup(&frozen, n);
-        let mut order = windows.to_vec();
-        order.sort_by_key(|&w| cache.windows[w].len);
         let (mut loss_sum, mut count) = (0.0, 0usize);
         let mut probs = BTreeMap::new();
-        let budget = 8 * self.state.options.batch_tokens.max(1);
-        let mut start = 0;
-        while start < order.len() {
-            let mut end = start + 1;
-            while end < order.len() && (end + 1 - start) * cache.windows[order[end]].len <= budget {
-                end += 1;
-            }
-            let group = &order[start..end];
-            start = end;
+        for group in self.eval_groups(cache, windows) {
+            let group = group.as_slice();
             let batch = make_batch(cache, group)?;
             let lens: Vec<usize> = group.iter().map(|&w| cache.windows[w].len).collect();
             let logits = self.pooled_logits(&p, &batch, &lens, None)?;

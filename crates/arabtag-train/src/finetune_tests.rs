@@ -337,6 +337,17 @@ fn pooled_targets_of(data: &[AlignedSentence]) -> Vec<Vec<f32>> {
         .collect()
 }
 
+/// Layer 1's states of `data`, one window a sentence, as stance segments
+/// are.
+fn whole_sentence_cache(bert: &BertModel, data: &[AlignedSentence]) -> LayerCache {
+    let whole = WindowPlan {
+        max_len: 32,
+        stride: 0,
+        batch_tokens: 256,
+    };
+    build_layer_cache(bert, &special(), data, 1, &whole, &mut |_| {}).unwrap()
+}
+
 fn train_pooled(
     bert: &BertModel,
     cache: &LayerCache,
@@ -364,13 +375,7 @@ fn train_pooled(
 fn pooled_training_learns_and_is_deterministic() {
     let bert = tiny_bert(11);
     let data = sentences(60, 12);
-    // One window a sentence, as stance segments are.
-    let whole = WindowPlan {
-        max_len: 32,
-        stride: 0,
-        batch_tokens: 256,
-    };
-    let cache = build_layer_cache(&bert, &special(), &data, 1, &whole, &mut |_| {}).unwrap();
+    let cache = whole_sentence_cache(&bert, &data);
     assert_eq!(cache.windows.len(), data.len());
     let targets = pooled_targets_of(&data);
     let all: Vec<usize> = (0..cache.windows.len()).collect();
@@ -410,12 +415,7 @@ fn a_released_pooled_head_gives_the_trainers_probabilities() {
 
     let bert = tiny_bert(13);
     let data = sentences(20, 14);
-    let whole = WindowPlan {
-        max_len: 32,
-        stride: 0,
-        batch_tokens: 256,
-    };
-    let cache = build_layer_cache(&bert, &special(), &data, 1, &whole, &mut |_| {}).unwrap();
+    let cache = whole_sentence_cache(&bert, &data);
     let targets = pooled_targets_of(&data);
     let trainer = train_pooled(&bert, &cache, &targets, 2, 5);
     let dir = tempfile::tempdir().unwrap();

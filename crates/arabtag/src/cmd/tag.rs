@@ -369,7 +369,7 @@ pub fn sentence_words(text: &str) -> Vec<Vec<Span>> {
 /// any entity overlaps takes its type, `B-` on the entity's first word; a
 /// later entity overwrites an earlier one. Each entity looks only at the
 /// words from the first that ends after its start.
-pub fn iob2(words: &[Span], entities: &[Entity]) -> Vec<String> {
+pub fn iob2<'e>(words: &[Span], entities: impl IntoIterator<Item = &'e Entity>) -> Vec<String> {
     let mut tags = vec!["O".to_string(); words.len()];
     for entity in entities {
         let span = entity.span();
@@ -483,8 +483,7 @@ impl Output {
         }
         let mut block = id.map_or_else(String::new, |id| format!("# id = {}\n", one_line(id)));
         for (sentence, meeting) in sentences.iter().zip(&meets) {
-            let meeting: Vec<Entity> = meeting.iter().map(|e| (*e).clone()).collect();
-            for (word, tag) in sentence.iter().zip(iob2(sentence, &meeting)) {
+            for (word, tag) in sentence.iter().zip(iob2(sentence, meeting.iter().copied())) {
                 block.push_str(chars.slice(word.start, word.end).unwrap_or_default());
                 block.push(' ');
                 block.push_str(&tag);
