@@ -1,8 +1,10 @@
-//! Unicode punctuation (general categories Pc, Pd, Ps, Pe, Pi, Pf, Po).
+//! Unicode punctuation (general categories Pc, Pd, Ps, Pe, Pi, Pf, Po) and
+//! format characters (Cf).
 //!
 //! Generated from Python's `unicodedata` (Unicode 14.0.0): every code point
-//! whose category starts with `P`, as inclusive ranges in ascending order.
-//! The standard library has only ASCII punctuation.
+//! whose category starts with `P`, and every one in `Cf`, as inclusive
+//! ranges in ascending order. The standard library has only ASCII
+//! punctuation, and no test for `Cf`.
 
 /// Inclusive ranges of punctuation code points, sorted and disjoint.
 #[rustfmt::skip]
@@ -57,13 +59,21 @@ const RANGES: [(u32, u32); 189] = [
     (0x1E95E, 0x1E95F),
 ];
 
-/// Whether `c` is Unicode punctuation (any `P*` general category): ASCII
-/// `!"#%&'()*,-./:;?@[\]_{}`, the Arabic comma `،`, semicolon `؛` and
-/// question mark `؟`, the quotes `«` `»` `“` `”`, dashes, brackets and so on.
-/// Symbols (`$`, `+`, `<`) are not punctuation.
-pub fn is_punctuation(c: char) -> bool {
+/// Inclusive ranges of format (`Cf`) code points, sorted and disjoint.
+#[rustfmt::skip]
+const FORMAT: [(u32, u32); 21] = [
+    (0x00AD, 0x00AD), (0x0600, 0x0605), (0x061C, 0x061C), (0x06DD, 0x06DD),
+    (0x070F, 0x070F), (0x0890, 0x0891), (0x08E2, 0x08E2), (0x180E, 0x180E),
+    (0x200B, 0x200F), (0x202A, 0x202E), (0x2060, 0x2064), (0x2066, 0x206F),
+    (0xFEFF, 0xFEFF), (0xFFF9, 0xFFFB), (0x110BD, 0x110BD), (0x110CD, 0x110CD),
+    (0x13430, 0x13438), (0x1BCA0, 0x1BCA3), (0x1D173, 0x1D17A), (0xE0001, 0xE0001),
+    (0xE0020, 0xE007F),
+];
+
+/// Whether `c` lies in one of `ranges` (sorted, disjoint, inclusive).
+fn in_ranges(ranges: &[(u32, u32)], c: char) -> bool {
     let c = u32::from(c);
-    RANGES
+    ranges
         .binary_search_by(|&(lo, hi)| {
             if hi < c {
                 std::cmp::Ordering::Less
@@ -74,6 +84,21 @@ pub fn is_punctuation(c: char) -> bool {
             }
         })
         .is_ok()
+}
+
+/// Whether `c` is an invisible format character (general category `Cf`):
+/// the soft hyphen, bidi marks and isolates, zero-width spaces and joiners,
+/// the word joiner, the byte-order mark, the Arabic number signs…
+pub fn is_format(c: char) -> bool {
+    in_ranges(&FORMAT, c)
+}
+
+/// Whether `c` is Unicode punctuation (any `P*` general category): ASCII
+/// `!"#%&'()*,-./:;?@[\]_{}`, the Arabic comma `،`, semicolon `؛` and
+/// question mark `؟`, the quotes `«` `»` `“` `”`, dashes, brackets and so on.
+/// Symbols (`$`, `+`, `<`) are not punctuation.
+pub fn is_punctuation(c: char) -> bool {
+    in_ranges(&RANGES, c)
 }
 
 #[cfg(test)]
@@ -92,8 +117,21 @@ mod tests {
     }
 
     #[test]
+    fn format_characters_and_not_letters() {
+        for c in
+            "\u{ad}\u{200b}\u{200c}\u{200d}\u{200f}\u{202b}\u{2060}\u{2067}\u{feff}\u{61c}\u{600}"
+                .chars()
+        {
+            assert!(is_format(c), "U+{:04X}", u32::from(c));
+        }
+        for c in "aب ـً.\u{7}\u{a0}".chars() {
+            assert!(!is_format(c), "U+{:04X}", u32::from(c));
+        }
+    }
+
+    #[test]
     fn ranges_are_sorted_and_disjoint() {
-        for pair in RANGES.windows(2) {
+        for pair in RANGES.windows(2).chain(FORMAT.windows(2)) {
             assert!(
                 pair[0].0 <= pair[0].1 && pair[0].1 + 1 < pair[1].0,
                 "{pair:?}"

@@ -3,8 +3,8 @@
 //!
 //! A span runs from its first word's start to its last word's end; then
 //! white space, punctuation (any Unicode `P*` category: `،` `«` `»` `“`
-//! `”` brackets, dashes…) and bidi/zero-width controls are trimmed at both
-//! ends; then the proclitic rule may move its start.
+//! `”` brackets, dashes…), bidi/zero-width controls and other invisible
+//! characters (format `Cf`, control `Cc`) are trimmed at both ends; then the proclitic rule may move its start.
 //!
 //! # The proclitic rule
 //! Models trained on ANERcorp tag whole clitic-attached words (`وإسرائيل`
@@ -62,7 +62,7 @@ use std::ops::Range;
 use arabtag_records::Span;
 use arabtag_tokenizer::{NormalizerConfig, is_control, is_space, words};
 
-use crate::pipeline::punct::is_punctuation;
+use crate::pipeline::punct::{is_format, is_punctuation};
 
 /// The proclitic letters of the guideline.
 pub const PROCLITICS: [char; 6] = ['و', 'ف', 'ب', 'ل', 'ك', 'س'];
@@ -142,9 +142,11 @@ pub enum Evidence {
 }
 
 /// Whether an entity's span may not begin or end with `c`: white space,
-/// punctuation, or a bidi/zero-width control.
+/// punctuation, a bidi/zero-width control, any other invisible format
+/// character (`Cf`: the soft hyphen, the word joiner…) or a C0/C1 control
+/// character (NUL, BEL…).
 pub fn is_trimmed(c: char) -> bool {
-    is_space(c) || is_punctuation(c) || is_control(c)
+    is_space(c) || is_punctuation(c) || is_control(c) || is_format(c) || c.is_control()
 }
 
 /// `span` without [`is_trimmed`] characters at either end, or `None` when

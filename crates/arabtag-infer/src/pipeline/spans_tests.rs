@@ -23,6 +23,12 @@ fn trimming_removes_punctuation_quotes_brackets_spaces_and_controls() {
         (" - الكرملين: ", "الكرملين"),
         ("بوتينُ", "بوتينُ"),
         ("عام 2022", "عام 2022"),
+        // Invisible characters a scraped page carries: NUL, BEL, the soft
+        // hyphen, the word joiner; kept inside the span.
+        ("بوتين\u{0}", "بوتين"),
+        ("\u{7}روسيا\u{7}", "روسيا"),
+        ("باكو\u{ad}", "باكو"),
+        ("\u{2060}فلاديمير\u{ad}بوتين\u{2060}", "فلاديمير\u{ad}بوتين"),
     ] {
         let c = chars(text);
         let span = trim(&c, Span::new(0, c.len())).unwrap();
