@@ -697,7 +697,10 @@ fn resume_continues_an_interrupted_output() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let err = stderr(&out);
     assert!(err.contains("cut a torn last line"), "{err}");
-    assert!(err.contains("2 of 5 inputs already written"), "{err}");
+    assert!(
+        err.contains("resuming: 2 inputs already written were skipped, 3 written now"),
+        "{err}"
+    );
     assert_eq!(std::fs::read_to_string(&part).unwrap(), whole);
     // Nothing left to do: the file stays as it is.
     let out = arabtag(&[
@@ -775,4 +778,52 @@ fn the_model_config_comes_from_arabtag_model() {
         err.contains("ARABTAG_MODEL") && err.contains("--model"),
         "{err}"
     );
+}
+
+/// A filter in a pipe (Spark's `RDD.pipe`, a shell pipeline): each JSONL
+/// line on standard input gets its record on standard output before the
+/// next line is written, in input order, and the run ends when the input does.
+#[test]
+fn standard_input_is_tagged_as_it_arrives() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::Stdio;
+    use std::sync::mpsc;
+    use std::time::Duration;
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_ner_model(dir.path());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_arabtag"))
+        .args(["tag", "--model"])
+        .arg(&model)
+        .arg("-")
+        .current_dir(root())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (send, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            if send.send(line.unwrap()).is_err() {
+                return;
+            }
+        }
+    });
+    for i in 0..3 {
+        let doc = serde_json::json!({"id": format!("s{i}"), "text": text(2, i)});
+        writeln!(stdin, "{doc}").unwrap();
+        stdin.flush().unwrap();
+        // The record comes while standard input is still open.
+        let line = lines
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|e| panic!("no record for s{i} while the input stays open: {e}"));
+        let rec: Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(rec["id"], format!("s{i}"));
+        assert!(rec.get("error").is_none(), "{rec}");
+    }
+    drop(stdin);
+    assert!(lines.recv_timeout(Duration::from_secs(60)).is_err());
+    assert_eq!(child.wait().unwrap().code(), Some(0));
 }

@@ -19,7 +19,7 @@ pub use crate::pipeline::DEFAULT_BATCH_SIZE;
 use crate::pipeline::spans::VocabularyScore;
 use crate::pipeline::stance_scorer::SegmentEncoder;
 use crate::pipeline::{
-    Decoding, LabelMap, NerModel, NerOptions, Proclitics, StanceScores, label_segments,
+    Decoding, LabelMap, NerModel, NerOptions, Proclitics, StanceScores, Work, label_segments,
     merge_dates, stance::segment_spans, tag_ner,
 };
 
@@ -116,6 +116,21 @@ impl Tagger {
     /// Tags `docs`: one record per document, in order; a document that
     /// fails gets an error record saying why.
     pub fn tag(&self, docs: &[Document]) -> Result<Vec<Record>, InferError> {
+        self.tag_counted(docs, None)
+    }
+
+    /// [`Self::tag`], counting on `work` the encoder rows (NER windows,
+    /// stance segment parts) as they are planned and run: progress within
+    /// a long document. The records are the same.
+    pub fn tag_with_work(&self, docs: &[Document], work: &Work) -> Result<Vec<Record>, InferError> {
+        self.tag_counted(docs, Some(work))
+    }
+
+    fn tag_counted(
+        &self,
+        docs: &[Document],
+        work: Option<&Work>,
+    ) -> Result<Vec<Record>, InferError> {
         let texts: Vec<&str> = docs.iter().map(|d| d.text.as_str()).collect();
         let mut records: Vec<Record> = docs.iter().map(|d| Record::new(d.id.clone())).collect();
         if let Some(task) = self.model.ner() {
@@ -147,6 +162,7 @@ impl Tagger {
                     ..Proclitics::default()
                 },
                 context: task.context,
+                work,
             };
             let head = |hidden: &Tensor| task.head().forward(hidden);
             let base = task.encoder(self.model.encoder());
@@ -188,7 +204,10 @@ impl Tagger {
             }
         }
         if let Some((scorer, thresholds)) = self.model.stance() {
-            let enc = self.segment_encoder();
+            let enc = SegmentEncoder {
+                work,
+                ..self.segment_encoder()
+            };
             // Documents side by side on rayon's threads, as the NER batches.
             records
                 .par_iter_mut()

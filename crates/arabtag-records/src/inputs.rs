@@ -6,8 +6,8 @@
 //! silently: a file that cannot be read, a text that is not UTF-8 or a bad
 //! JSONL line becomes an [`Input::Error`] naming it, and the others go on.
 
-use std::collections::HashMap;
-use std::io::{self, Read};
+use std::collections::{HashMap, VecDeque};
+use std::io::{self, BufRead, Read};
 use std::path::{Path, PathBuf};
 
 use crate::{Document, JsonlReader, error_chain};
@@ -44,51 +44,151 @@ struct JsonDoc {
     text: String,
 }
 
-/// Reads every input in order. Duplicate ids are errors for every document
-/// after the first with that id.
+/// Reads every input in order, all at once: [`inputs`] collected.
 pub fn read_inputs(paths: &[PathBuf], format: InputFormat) -> Vec<Input> {
-    let mut out = Vec::new();
-    for path in paths {
-        if path.as_os_str() == "-" {
-            out.extend(read_stdin(format));
-        } else if path.is_dir() {
-            match folder_files(path) {
-                Ok(files) if files.is_empty() => out.push(Input::Error {
-                    id: path.display().to_string(),
-                    message: format!("{}: the folder holds no files to tag", path.display()),
-                }),
-                Ok(files) => {
-                    for file in files {
-                        if is_jsonl(&file, format) {
-                            out.extend(read_jsonl_file(&file));
-                        } else if format == InputFormat::Txt || has_extension(&file, &["txt"]) {
-                            let id = folder_id(path, &file);
-                            out.push(read_text_file(&file, id));
-                        } else {
-                            out.push(Input::Error {
-                                id: folder_id(path, &file),
-                                message: format!(
-                                    "{}: not a .txt or .jsonl file, so not tagged; rename it, or \
-                                     pass it by name (or --input-format txt) to tag it as text",
-                                    file.display()
-                                ),
+    inputs(paths, format).collect()
+}
+
+/// The inputs one by one, in order, read as they are asked for: a folder is
+/// listed when reached, a JSONL file or standard input is read a line at a
+/// time, a text file when its turn comes. Memory holds the input in hand
+/// and the ids seen so far. Duplicate ids are errors for every document
+/// after the first with that id.
+pub fn inputs(paths: &[PathBuf], format: InputFormat) -> Inputs {
+    Inputs {
+        pending: paths.iter().cloned().map(Pending::Named).collect(),
+        current: None,
+        format,
+        first: HashMap::new(),
+        count: 0,
+    }
+}
+
+/// The iterator of [`inputs`].
+pub struct Inputs {
+    pending: VecDeque<Pending>,
+    /// The JSONL lines being read (a file's, or standard input's).
+    current: Option<Box<dyn Iterator<Item = Input> + Send>>,
+    format: InputFormat,
+    /// Each id and the input number (0-based) that had it first.
+    first: HashMap<String, usize>,
+    count: usize,
+}
+
+impl std::fmt::Debug for Inputs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inputs")
+            .field("pending", &self.pending)
+            .field("reading", &self.current.is_some())
+            .field("count", &self.count)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An input still to read.
+#[derive(Debug)]
+enum Pending {
+    /// As the user named it: `-`, a folder or a file.
+    Named(PathBuf),
+    /// A file found in the folder `root`.
+    InFolder { root: PathBuf, file: PathBuf },
+}
+
+impl Iterator for Inputs {
+    type Item = Input;
+
+    fn next(&mut self) -> Option<Input> {
+        let input = self.next_raw()?;
+        let index = self.count;
+        self.count += 1;
+        Some(match input {
+            Input::Doc(doc) => match self.first.get(&doc.id) {
+                Some(&j) => Input::Error {
+                    message: format!(
+                        "duplicate document id `{}` (input {} has it already); give each document its own id",
+                        doc.id,
+                        j + 1
+                    ),
+                    id: doc.id,
+                },
+                None => {
+                    self.first.insert(doc.id.clone(), index);
+                    Input::Doc(doc)
+                }
+            },
+            err => err,
+        })
+    }
+}
+
+impl Inputs {
+    /// The next input, before duplicate ids are marked.
+    fn next_raw(&mut self) -> Option<Input> {
+        loop {
+            if let Some(lines) = &mut self.current {
+                match lines.next() {
+                    Some(input) => return Some(input),
+                    None => self.current = None,
+                }
+            }
+            match self.pending.pop_front()? {
+                Pending::Named(path) if path.as_os_str() == "-" => match read_stdin(self.format) {
+                    Stdin::Lines(lines) => self.current = Some(lines),
+                    Stdin::One(input) => return Some(input),
+                },
+                Pending::Named(path) if path.is_dir() => match folder_files(&path) {
+                    Ok(files) if files.is_empty() => {
+                        return Some(Input::Error {
+                            id: path.display().to_string(),
+                            message: format!(
+                                "{}: the folder holds no files to tag",
+                                path.display()
+                            ),
+                        });
+                    }
+                    Ok(files) => {
+                        for file in files.into_iter().rev() {
+                            self.pending.push_front(Pending::InFolder {
+                                root: path.clone(),
+                                file,
                             });
                         }
                     }
+                    Err(e) => {
+                        return Some(Input::Error {
+                            id: path.display().to_string(),
+                            message: format!("{}: cannot list the folder: {e}", path.display()),
+                        });
+                    }
+                },
+                Pending::Named(path) => {
+                    if is_jsonl(&path, self.format) {
+                        self.current = Some(read_jsonl_file(path));
+                    } else {
+                        let id = file_id(&path);
+                        return Some(read_text_file(&path, id));
+                    }
                 }
-                Err(e) => out.push(Input::Error {
-                    id: path.display().to_string(),
-                    message: format!("{}: cannot list the folder: {e}", path.display()),
-                }),
+                Pending::InFolder { root, file } => {
+                    if is_jsonl(&file, self.format) {
+                        self.current = Some(read_jsonl_file(file));
+                    } else if self.format == InputFormat::Txt || has_extension(&file, &["txt"]) {
+                        let id = folder_id(&root, &file);
+                        return Some(read_text_file(&file, id));
+                    } else {
+                        return Some(Input::Error {
+                            id: folder_id(&root, &file),
+                            message: format!(
+                                "{}: not a .txt or .jsonl file, so not tagged; rename it, or \
+                                 pass it by name (or --input-format txt) to tag it as text",
+                                file.display()
+                            ),
+                        });
+                    }
+                }
             }
-        } else if is_jsonl(path, format) {
-            out.extend(read_jsonl_file(path));
-        } else {
-            let id = file_id(path);
-            out.push(read_text_file(path, id));
         }
     }
-    mark_duplicates(out)
 }
 
 fn is_jsonl(path: &Path, format: InputFormat) -> bool {
@@ -186,18 +286,44 @@ fn from_bytes(id: String, bytes: Vec<u8>, name: &str) -> Input {
     }
 }
 
-fn read_stdin(format: InputFormat) -> Vec<Input> {
-    let mut bytes = Vec::new();
-    if let Err(e) = io::stdin().lock().read_to_end(&mut bytes) {
-        return vec![Input::Error {
+/// Standard input: a stream of JSONL lines, or one text document.
+enum Stdin {
+    Lines(Box<dyn Iterator<Item = Input> + Send>),
+    One(Input),
+}
+
+/// Reads standard input up to its first non-blank line to tell JSONL
+/// from text (`Auto`); JSONL is then read a line at a time, text whole.
+fn read_stdin(format: InputFormat) -> Stdin {
+    // `Stdin`, not its lock, so that the lines can be read on another
+    // thread (`arabtag tag` reads ahead while it tags).
+    let mut stdin = io::BufReader::new(io::stdin());
+    let mut head = Vec::new();
+    let failed = |e: io::Error| {
+        Stdin::One(Input::Error {
             id: STDIN_ID.to_string(),
             message: format!("standard input: cannot read: {e}"),
-        }];
+        })
+    };
+    if format != InputFormat::Txt {
+        loop {
+            let start = head.len();
+            match stdin.read_until(b'\n', &mut head) {
+                Ok(0) => break,
+                Ok(_) if head[start..].iter().all(u8::is_ascii_whitespace) => {}
+                Ok(_) => break,
+                Err(e) => return failed(e),
+            }
+        }
     }
-    if format == InputFormat::Jsonl || (format == InputFormat::Auto && looks_like_jsonl(&bytes)) {
-        read_jsonl(Path::new("<stdin>"), &bytes[..])
+    if format == InputFormat::Jsonl || (format == InputFormat::Auto && looks_like_jsonl(&head)) {
+        let reader = io::BufReader::new(io::Cursor::new(head).chain(stdin));
+        Stdin::Lines(read_jsonl(Path::new("<stdin>"), reader))
     } else {
-        vec![from_bytes(STDIN_ID.to_string(), bytes, "standard input")]
+        match stdin.read_to_end(&mut head) {
+            Ok(_) => Stdin::One(from_bytes(STDIN_ID.to_string(), head, "standard input")),
+            Err(e) => failed(e),
+        }
     }
 }
 
@@ -217,64 +343,41 @@ fn looks_like_jsonl(bytes: &[u8]) -> bool {
     })
 }
 
-fn read_jsonl_file(path: &Path) -> Vec<Input> {
-    match std::fs::File::open(path) {
-        Ok(file) => read_jsonl(path, io::BufReader::new(file)),
-        Err(e) => vec![Input::Error {
+fn read_jsonl_file(path: PathBuf) -> Box<dyn Iterator<Item = Input> + Send> {
+    match std::fs::File::open(&path) {
+        Ok(file) => read_jsonl(&path, io::BufReader::new(file)),
+        Err(e) => Box::new(std::iter::once(Input::Error {
             id: path.display().to_string(),
             message: format!("{}: cannot open: {e}", path.display()),
-        }],
+        })),
     }
 }
 
-fn read_jsonl(path: &Path, reader: impl io::BufRead) -> Vec<Input> {
-    JsonlReader::<_, JsonDoc>::new(path, reader)
-        .map(|item| match item {
+/// The documents of JSONL `reader` (named `path` in errors), a line at a
+/// time.
+fn read_jsonl(
+    path: &Path,
+    reader: impl io::BufRead + Send + 'static,
+) -> Box<dyn Iterator<Item = Input> + Send> {
+    let name = path.display().to_string();
+    Box::new(
+        JsonlReader::<_, JsonDoc>::new(path, reader).map(move |item| match item {
             Ok((line, doc)) if doc.id.trim().is_empty() => Input::Error {
-                id: format!("{}:{line}", path.display()),
-                message: format!(
-                    "{}:{line}: `id` is empty; give each document an id",
-                    path.display()
-                ),
+                id: format!("{name}:{line}"),
+                message: format!("{name}:{line}: `id` is empty; give each document an id"),
             },
             Ok((_, doc)) => Input::Doc(Document {
                 id: doc.id,
                 text: doc.text,
             }),
             Err(e) => Input::Error {
-                id: e.line().map_or_else(
-                    || path.display().to_string(),
-                    |line| format!("{}:{line}", path.display()),
-                ),
+                id: e
+                    .line()
+                    .map_or_else(|| name.clone(), |line| format!("{name}:{line}")),
                 message: error_chain(&e),
             },
-        })
-        .collect()
-}
-
-fn mark_duplicates(inputs: Vec<Input>) -> Vec<Input> {
-    let mut first: HashMap<String, usize> = HashMap::new();
-    inputs
-        .into_iter()
-        .enumerate()
-        .map(|(i, input)| match input {
-            Input::Doc(doc) => match first.get(&doc.id) {
-                Some(&j) => Input::Error {
-                    message: format!(
-                        "duplicate document id `{}` (input {} has it already); give each document its own id",
-                        doc.id,
-                        j + 1
-                    ),
-                    id: doc.id,
-                },
-                None => {
-                    first.insert(doc.id.clone(), i);
-                    Input::Doc(doc)
-                }
-            },
-            err => err,
-        })
-        .collect()
+        }),
+    )
 }
 
 #[cfg(test)]

@@ -8,6 +8,21 @@ use anyhow::{Context, Result};
 use arabtag_train::RunObserver;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+/// A counter of `what` with no known end (inputs read as they are tagged)
+/// and a message, on a terminal; hidden when stderr is not one.
+pub fn progress_counter(what: &str) -> ProgressBar {
+    if !io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+    let template = format!("{{spinner}} {{pos}} {what}, {{per_sec}}; {{msg}}");
+    if let Ok(style) = ProgressStyle::with_template(&template) {
+        bar.set_style(style);
+    }
+    bar.enable_steady_tick(std::time::Duration::from_millis(200));
+    bar
+}
+
 /// Writes `text` to stdout; a reader that went away (broken pipe) is fine.
 pub fn stdout(text: &str) -> io::Result<()> {
     let mut out = io::stdout().lock();

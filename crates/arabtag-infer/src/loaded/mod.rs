@@ -388,6 +388,7 @@ impl LoadedModel {
             wrapping: &self.wrapping,
             device: &self.device,
             batch_size: self.batch_size,
+            work: None,
         }
     }
 

@@ -23,6 +23,7 @@ use rayon::prelude::*;
 
 use crate::InferError;
 use crate::models::Encoder;
+use crate::pipeline::work::{self, Work};
 
 /// The special tokens put around each window and the padding id.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,6 +78,8 @@ pub struct Batching<'a> {
     pub num_labels: usize,
     /// Where the id and mask tensors are made.
     pub device: &'a Device,
+    /// Counts the windows planned and run, when given.
+    pub work: Option<&'a Work>,
 }
 
 /// Logit rows of one document: one `Vec` of `num_labels` values per token,
@@ -312,6 +315,7 @@ where
         .collect();
     let skip: Vec<bool> = errors.iter().map(Option::is_some).collect();
     let batches = plan_batches(docs, &skip, batching.batch_size)?;
+    work::plan(batching.work, batches.iter().map(Vec::len).sum());
     let _span =
         tracing::debug_span!("token_logits", docs = docs.len(), batches = batches.len()).entered();
     let mut rows: Vec<Vec<Option<Vec<f32>>>> =
@@ -321,7 +325,11 @@ where
     // takes up another batch instead of waiting.
     let outs: Vec<_> = batches
         .par_iter()
-        .map(|refs| run_batch(&pack(docs, refs, batching.wrapping), batching, model, head))
+        .map(|refs| {
+            let out = run_batch(&pack(docs, refs, batching.wrapping), batching, model, head);
+            work::finish(batching.work, refs.len());
+            out
+        })
         .collect();
     for (refs, out) in batches.iter().zip(outs) {
         match out {

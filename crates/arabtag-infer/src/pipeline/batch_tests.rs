@@ -54,6 +54,7 @@ fn batching<'a>(w: &'a Wrapping, batch_size: usize) -> Batching<'a> {
         batch_size,
         num_labels: 3,
         device: &Device::Cpu,
+        work: None,
     }
 }
 

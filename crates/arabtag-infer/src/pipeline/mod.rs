@@ -22,6 +22,9 @@
 //! trained head or NLI, one scorer); [`stance`] segments a document,
 //! decides each segment's labels from the scores and thresholds, and unions
 //! them per document.
+//!
+//! [`work`] counts the encoder rows planned and done, for progress within
+//! a long document.
 
 pub mod aggregate;
 pub mod batch;
@@ -33,6 +36,7 @@ pub mod runner;
 pub mod spans;
 pub mod stance;
 pub mod stance_scorer;
+pub mod work;
 
 pub use aggregate::Aggregation;
 pub use batch::{Batching, TokenRows, WindowRef, WindowedDoc, Wrapping, token_logits};
@@ -46,3 +50,4 @@ pub use runner::{
 };
 pub use spans::{Evidence, NameForms, Proclitics};
 pub use stance::{StanceScores, document_labels, label_segments, tag_stance};
+pub use work::Work;

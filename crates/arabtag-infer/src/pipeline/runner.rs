@@ -13,6 +13,7 @@ use crate::pipeline::bio::{Decoding, LabelScheme, decode};
 use crate::pipeline::labels::{LabelMap, entity};
 use crate::pipeline::spans::{Proclitics, SpanMaker};
 use crate::pipeline::stance::segment_spans;
+use crate::pipeline::work::Work;
 use serde::{Deserialize, Serialize};
 
 /// Default overlap of consecutive windows, in tokens.
@@ -52,6 +53,8 @@ pub struct NerOptions<'a> {
     /// (`ANNOTATION.md`'s sentences) for models trained on single
     /// sentences.
     pub context: NerContext,
+    /// Counts the windows planned and run, when given.
+    pub work: Option<&'a Work>,
 }
 
 /// What one NER window may hold (the model config's `ner.context`).
@@ -93,6 +96,7 @@ impl Default for NerOptions<'_> {
             label_map: LabelMap::default(),
             proclitics: Proclitics::default(),
             context: NerContext::default(),
+            work: None,
         }
     }
 }
@@ -172,6 +176,7 @@ where
         batch_size: options.batch_size,
         num_labels: model.labels.len(),
         device: model.device,
+        work: options.work,
     };
     let logits = token_logits(&windowed, &batching, model.encoder, &model.head)?;
     Ok(encoded

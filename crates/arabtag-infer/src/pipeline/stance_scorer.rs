@@ -14,6 +14,7 @@ use candle_core::{D, DType, Device, Tensor};
 
 use super::batch::{PackedBatch, Wrapping, budget_runs, pack_rows};
 use super::stance::StanceScores;
+use super::work::{self, Work};
 use crate::InferError;
 use crate::models::{Encoder, PooledClassifier, SequenceHead, sentence_embeddings};
 
@@ -26,6 +27,8 @@ pub struct SegmentEncoder<'a> {
     pub device: &'a Device,
     /// Most segment parts in one batch.
     pub batch_size: usize,
+    /// Counts the segment parts planned and run, when given.
+    pub work: Option<&'a Work>,
 }
 
 /// A padded batch of segment parts, and per row its text index and
@@ -47,6 +50,7 @@ impl SegmentEncoder<'_> {
         for batch in self.batches(texts)? {
             let embeddings =
                 sentence_embeddings(self.encoder, &batch.ids, &batch.mask)?.to_vec2::<f32>()?;
+            work::finish(self.work, batch.rows.len());
             for (row, (text, weight)) in embeddings.into_iter().zip(&batch.rows) {
                 let sum = &mut sums[*text];
                 if sum.is_empty() {
@@ -95,6 +99,7 @@ impl SegmentEncoder<'_> {
                 .map(|(_, ids)| ids.len() + self.wrapping.specials()),
             self.batch_size.max(1),
         );
+        work::plan(self.work, parts.len());
         let mut batches = Vec::with_capacity(runs.len());
         for group in runs.into_iter().map(|run| &parts[run]) {
             let rows: Vec<&[u32]> = group.iter().map(|(_, ids)| ids.as_slice()).collect();
@@ -206,6 +211,7 @@ impl StanceScorer {
                     let hidden = enc.encoder.forward(&batch.ids, &batch.mask)?;
                     let probs = candle_nn::ops::sigmoid(&head.forward(&hidden, &batch.mask)?)?
                         .to_vec2::<f32>()?;
+                    work::finish(enc.work, batch.rows.len());
                     for (row, (text, weight)) in probs.iter().zip(&batch.rows) {
                         let (sum, total) = &mut sums[*text];
                         for (s, o) in sum.iter_mut().zip(order) {

@@ -15,25 +15,33 @@
 //! writes each token with its predicted tag, as a benchmark scores it: the
 //! head's own types (`PERS`, `MISC`…, no label map), whole tokens (no
 //! proclitic stripping), no rule-based dates.
+//!
+//! Inputs are read on a thread of their own, at most two chunks ahead of
+//! the tagging, and tagged in chunks of what has been read (up to
+//! [`CHUNK`]): a file in full chunks, a pipe as its lines arrive.
 
 use std::collections::HashSet;
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use arabtag_infer::pipeline::Work;
 use arabtag_infer::{TagOptions, Tagger};
-use arabtag_records::inputs::{Input, InputFormat, read_inputs};
+use arabtag_records::inputs::{Input, InputFormat, inputs};
 use arabtag_records::{Document, Entity, JsonlWriter, Record, Span};
 use arabtag_tokenizer::{segments, words};
 use clap::{Args, ValueEnum};
 
 use super::Status;
-use crate::output::progress_bar;
+use crate::output::{progress_bar, progress_counter};
 
-/// Documents handed to the model at a time (output is written after each).
+/// Most documents handed to the model at a time (output is written and
+/// flushed after each chunk).
 const CHUNK: usize = 32;
 
 /// How to read an input file ([`InputFormat`]).
@@ -138,7 +146,7 @@ pub fn run(args: &TagArgs) -> Result<Status> {
     let stop = stop_flag()?;
     let status = match &args.conll_in {
         Some(path) => tag_conll(&tagger, path, &mut out)?,
-        None => tag_inputs(&tagger, args, &mut out, &done, &stop)?,
+        None => tag_inputs(&tagger, args, &mut out, done, &stop)?,
     };
     out.finish()?;
     if status == Status::Interrupted {
@@ -228,77 +236,182 @@ fn tag_inputs(
     tagger: &Tagger,
     args: &TagArgs,
     out: &mut Output,
-    done: &HashSet<String>,
+    done: HashSet<String>,
     stop: &AtomicBool,
 ) -> Result<Status> {
-    let mut inputs = read_inputs(&args.inputs, args.input_format.into());
-    if !done.is_empty() {
-        let before = inputs.len();
-        inputs.retain(|input| match input {
-            Input::Doc(doc) => !done.contains(&doc.id),
-            Input::Error { id, .. } => !done.contains(id),
-        });
+    let resuming = !done.is_empty();
+    let skipped = Arc::new(AtomicUsize::new(0));
+    let incoming = read_ahead(
+        inputs(&args.inputs, args.input_format.into()),
+        done,
+        Arc::clone(&skipped),
+    );
+    let progress = progress_counter("documents");
+    let work = Work::new();
+    let tagging = AtomicBool::new(true);
+    let (mut failed, mut written, mut interrupted) = (false, 0usize, false);
+    std::thread::scope(|scope| -> Result<()> {
+        if !progress.is_hidden() {
+            // Progress within the chunk in hand (a long document is a
+            // chunk of its own): the encoder rows run of those planned.
+            scope.spawn(|| {
+                while tagging.load(Ordering::Relaxed) {
+                    let (rows, planned) = work.progress();
+                    if let Some(percent) = (100 * rows).checked_div(planned) {
+                        progress.set_message(format!(
+                            "this batch {percent}% ({rows}/{planned} windows and segments)"
+                        ));
+                    }
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+            });
+        }
+        let result = (|| -> Result<()> {
+            loop {
+                let Some(chunk) = next_chunk(&incoming, stop) else {
+                    interrupted = stop.load(Ordering::SeqCst);
+                    return Ok(());
+                };
+                work.reset();
+                failed |= tag_chunk(
+                    tagger,
+                    args.format,
+                    chunk,
+                    out,
+                    &work,
+                    &progress,
+                    &mut written,
+                )?;
+                if out.closed {
+                    return Ok(());
+                }
+                // Whole records reach the file as they are tagged.
+                out.flush()?;
+            }
+        })();
+        tagging.store(false, Ordering::Relaxed);
+        result
+    })?;
+    progress.finish_and_clear();
+    if resuming {
         crate::output::stderr_line(&format!(
-            "resuming: {} of {before} inputs already written, {} to go",
-            before - inputs.len(),
-            inputs.len()
+            "resuming: {} inputs already written were skipped, {written} written now",
+            skipped.load(Ordering::SeqCst)
         ));
     }
-    let progress = progress_bar(inputs.len() as u64, "documents");
-    let mut failed = false;
-    for chunk in inputs.chunks(CHUNK) {
-        if stop.load(Ordering::SeqCst) {
-            progress.finish_and_clear();
-            out.flush()?;
-            return Ok(Status::Interrupted);
-        }
-        let docs: Vec<Document> = chunk
-            .iter()
-            .filter_map(|input| match input {
-                Input::Doc(doc) => Some(doc.clone()),
-                Input::Error { .. } => None,
-            })
-            .collect();
-        let mut tagged = tagger.tag(&docs)?.into_iter().zip(&docs);
-        for input in chunk {
-            let (record, text) = match input {
-                Input::Doc(_) => match tagged.next() {
-                    Some((record, doc)) => (record, Some(doc.text.as_str())),
-                    None => bail!("the tagger returned fewer records than documents"),
-                },
-                Input::Error { id, message } => (Record::error(id.clone(), message.clone()), None),
-            };
-            if let Some(message) = &record.error {
-                failed = true;
-                crate::output::stderr_line(&format!("error: document {}: {message}", record.id));
-            }
-            match (args.format, text) {
-                (OutputFormat::Jsonl, _) => out.record(&record)?,
-                (OutputFormat::Conll, Some(text)) if record.error.is_none() => {
-                    out.conll(
-                        Some(&record.id),
-                        text,
-                        &sentence_words(text),
-                        &record.entities,
-                    )?;
-                }
-                (OutputFormat::Conll, _) => {
-                    out.conll_error(&record.id, record.error.as_deref().unwrap_or_default())?;
-                }
-            }
-            progress.inc(1);
-        }
-        if out.closed {
-            break;
-        }
-        // Whole records reach the file as they are tagged.
+    if interrupted {
         out.flush()?;
-    }
-    progress.finish_and_clear();
-    if stop.load(Ordering::SeqCst) {
         return Ok(Status::Interrupted);
     }
     Ok(if failed { Status::Errors } else { Status::Ok })
+}
+
+/// Reads the inputs on a thread of their own, at most two chunks ahead of
+/// the tagging (memory: the chunk in hand and those), leaving out those
+/// whose id is in `done` (counted in `skipped`). The thread is not joined:
+/// it may wait on standard input when the run stops.
+fn read_ahead(
+    inputs: impl Iterator<Item = Input> + Send + 'static,
+    done: HashSet<String>,
+    skipped: Arc<AtomicUsize>,
+) -> Receiver<Input> {
+    let (send, receive) = std::sync::mpsc::sync_channel(2 * CHUNK);
+    std::thread::spawn(move || {
+        for input in inputs {
+            let id = match &input {
+                Input::Doc(doc) => &doc.id,
+                Input::Error { id, .. } => id,
+            };
+            if done.contains(id) {
+                skipped.fetch_add(1, Ordering::SeqCst);
+                continue;
+            }
+            if send.send(input).is_err() {
+                return;
+            }
+        }
+    });
+    receive
+}
+
+/// The next inputs to tag: waits for one, then takes those already read,
+/// up to [`CHUNK`] (a stream is tagged as it arrives, a file in chunks).
+/// `None` at the end of the inputs or when `stop` is set.
+fn next_chunk(incoming: &Receiver<Input>, stop: &AtomicBool) -> Option<Vec<Input>> {
+    let first = loop {
+        if stop.load(Ordering::SeqCst) {
+            return None;
+        }
+        match incoming.recv_timeout(Duration::from_millis(100)) {
+            Ok(input) => break input,
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => return None,
+        }
+    };
+    let mut chunk = vec![first];
+    while chunk.len() < CHUNK {
+        match incoming.try_recv() {
+            Ok(input) => chunk.push(input),
+            Err(_) => break,
+        }
+    }
+    Some(chunk)
+}
+
+/// Tags the documents of `chunk` and writes a record (or CoNLL block) for
+/// every input in it, in order; whether any was an error.
+fn tag_chunk(
+    tagger: &Tagger,
+    format: OutputFormat,
+    chunk: Vec<Input>,
+    out: &mut Output,
+    work: &Work,
+    progress: &indicatif::ProgressBar,
+    written: &mut usize,
+) -> Result<bool> {
+    let mut docs = Vec::new();
+    let mut errors = Vec::new();
+    for input in chunk {
+        match input {
+            Input::Doc(doc) => {
+                docs.push(doc);
+                errors.push(None);
+            }
+            Input::Error { id, message } => errors.push(Some(Record::error(id, message))),
+        }
+    }
+    let mut tagged = tagger.tag_with_work(&docs, work)?.into_iter().zip(&docs);
+    let mut failed = false;
+    for error in errors {
+        let (record, text) = match error {
+            None => match tagged.next() {
+                Some((record, doc)) => (record, Some(doc.text.as_str())),
+                None => bail!("the tagger returned fewer records than documents"),
+            },
+            Some(record) => (record, None),
+        };
+        if let Some(message) = &record.error {
+            failed = true;
+            crate::output::stderr_line(&format!("error: document {}: {message}", record.id));
+        }
+        match (format, text) {
+            (OutputFormat::Jsonl, _) => out.record(&record)?,
+            (OutputFormat::Conll, Some(text)) if record.error.is_none() => {
+                out.conll(
+                    Some(&record.id),
+                    text,
+                    &sentence_words(text),
+                    &record.entities,
+                )?;
+            }
+            (OutputFormat::Conll, _) => {
+                out.conll_error(&record.id, record.error.as_deref().unwrap_or_default())?;
+            }
+        }
+        *written += 1;
+        progress.inc(1);
+    }
+    Ok(failed)
 }
 
 /// Tags each sentence of a CoNLL file as one document and writes every
