@@ -93,9 +93,10 @@ python: $(PYENV)/bin/python
 	$(PYENV)/bin/maturin build --release -q -m crates/arabtag-py/Cargo.toml --out target/wheels
 
 ## pytest against the installed wheel and the release CLI (tests/python):
-## records equal to the CLI's, the scorer's JSON, and the Spark job in
-## local[2] mode both ways (needs java; pyspark comes from PyPI).
-PY_TEST_DEPS = pytest==9.2.0 pyspark==4.3.0 pandas==2.3.3 pyarrow==26.0.1
+## records equal to the CLI's, the scorer's JSON, the Spark job in local[2]
+## mode both ways (needs java; pyspark comes from PyPI), and the HTML views
+## in headless Chromium (Debian's chromium, driven by Playwright).
+PY_TEST_DEPS = pytest==9.2.0 pyspark==4.3.0 pandas==2.3.3 pyarrow==26.0.1 playwright==1.65.3 pillow==12.0.0
 test-python: models release python
 	$(PYENV)/bin/pip install -q $(PY_TEST_DEPS)
 	$(PYENV)/bin/pip install -q --force-reinstall --no-deps $(WHEEL_GLOB)

@@ -3,6 +3,7 @@
 //! to an exit code: 0 ok, 1 a score regression (when reproducing), 2 errors.
 
 mod cmd;
+mod html;
 mod output;
 
 use std::process::ExitCode;

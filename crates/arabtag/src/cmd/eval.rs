@@ -1,7 +1,7 @@
 //! `arabtag eval`: score predictions against gold.
 //!
 //! ```text
-//! arabtag eval --gold G.jsonl --pred P.jsonl [--docs DIR] [--types PER,ORG,LOC] [--json] [--report R.json]
+//! arabtag eval --gold G.jsonl --pred P.jsonl [--docs DIR] [--types PER,ORG,LOC] [--json] [--report R.json] [--html OUT.html]
 //! arabtag eval --conll --gold GOLD.txt --pred PRED.txt [--json] [--report R.json]
 //! ```
 //!
@@ -60,6 +60,12 @@ pub struct EvalArgs {
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
 
+    /// Also write an HTML page: every gold document with the prediction
+    /// marked against it (correct, missed, spurious, wrong type, wrong
+    /// boundary), segment labels compared, under the score tables.
+    #[arg(long, value_name = "FILE", requires = "docs", conflicts_with = "conll")]
+    pub html: Option<PathBuf>,
+
     /// Score CoNLL files (token and tag a line, blank line between sentences)
     /// as seqeval does, in its default and strict IOB2 modes.
     #[arg(long)]
@@ -99,6 +105,16 @@ fn run_records(args: &EvalArgs) -> Result<Status> {
         }
         write_report(path, &report, &provenance)?;
     }
+    if let (Some(path), Some(dir)) = (&args.html, &args.docs) {
+        let markdown = report.to_markdown();
+        write_html(
+            path,
+            (&args.gold, &args.pred),
+            dir,
+            types.as_slice(),
+            &markdown,
+        )?;
+    }
     let text = if args.json {
         json(&report)?
     } else {
@@ -106,6 +122,29 @@ fn run_records(args: &EvalArgs) -> Result<Status> {
     };
     output::stdout(&text).context("cannot write to stdout")?;
     Ok(status(&report.errors))
+}
+
+/// The eval view of `gold` against `pred` (their valid records; the
+/// findings are in the report above it) with the texts of `dir`.
+fn write_html(
+    path: &Path,
+    (gold, pred): (&Path, &Path),
+    dir: &Path,
+    types: &[String],
+    markdown: &str,
+) -> Result<()> {
+    let read = |p: &Path| -> Result<Vec<arabtag_records::Record>> {
+        Ok(arabtag_records::JsonlReader::open(p)
+            .with_context(|| format!("{}: cannot read", p.display()))?
+            .filter_map(|item| item.ok().map(|(_, record)| record))
+            .collect())
+    };
+    let gold = read(gold)?;
+    let pred: std::collections::HashMap<String, arabtag_records::Record> =
+        read(pred)?.into_iter().map(|r| (r.id.clone(), r)).collect();
+    let text = |id: &str| fs::read_to_string(dir.join(format!("{id}.txt"))).ok();
+    let page = crate::html::eval_page(markdown, types, &gold, &pred, &text);
+    fs::write(path, page).with_context(|| format!("{}: cannot write", path.display()))
 }
 
 fn run_conll(args: &EvalArgs) -> Result<Status> {

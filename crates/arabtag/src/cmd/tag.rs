@@ -1,7 +1,7 @@
 //! `arabtag tag`: tag documents with the model a config names.
 //!
 //! ```text
-//! arabtag tag [--model models/default.toml] [--output FILE] [--format jsonl|conll] INPUT...
+//! arabtag tag [--model models/default.toml] [--output FILE] [--format jsonl|conll|html] INPUT...
 //! arabtag tag [--model CONFIG] --conll-in FILE [--output FILE]
 //! ```
 //!
@@ -14,7 +14,8 @@
 //! pre-tokenised CoNLL input (one token a line, further columns ignored) and
 //! writes each token with its predicted tag, as a benchmark scores it: the
 //! head's own types (`PERS`, `MISC`…, no label map), whole tokens (no
-//! proclitic stripping), no rule-based dates.
+//! proclitic stripping), no rule-based dates. `--format html` writes one
+//! self-contained page ([`crate::html`]).
 //!
 //! Inputs are read on a thread of their own, at most two chunks ahead of
 //! the tagging, and tagged in chunks of what has been read (up to
@@ -73,6 +74,10 @@ pub enum OutputFormat {
     Jsonl,
     /// Each word and its IOB2 tag, a blank line after each sentence.
     Conll,
+    /// One self-contained HTML page (right to left): each document with its
+    /// entities marked by type and each sentence's stance labels, under a
+    /// batch summary with filters.
+    Html,
 }
 
 #[derive(Debug, Args)]
@@ -142,7 +147,10 @@ pub fn run(args: &TagArgs) -> Result<Status> {
         _ => HashSet::new(),
     };
     let tagger = load(args)?;
-    let mut out = Output::open(args.output.as_deref(), args.resume)?;
+    if args.resume && args.format == OutputFormat::Html {
+        bail!("--resume continues JSONL output only");
+    }
+    let mut out = Output::open(args.output.as_deref(), args.resume, args.format)?;
     let stop = stop_flag()?;
     let status = match &args.conll_in {
         Some(path) => tag_conll(&tagger, path, &mut out)?,
@@ -407,6 +415,7 @@ fn tag_chunk(
             (OutputFormat::Conll, _) => {
                 out.conll_error(&record.id, record.error.as_deref().unwrap_or_default())?;
             }
+            (OutputFormat::Html, text) => out.html(&record, text)?,
         }
         *written += 1;
         progress.inc(1);
@@ -505,6 +514,8 @@ pub fn iob2<'e>(words: &[Span], entities: impl IntoIterator<Item = &'e Entity>) 
 struct Output {
     writer: JsonlWriter<BufWriter<Box<dyn Write>>>,
     closed: bool,
+    /// The HTML page's summary, written at the end (`--format html`).
+    page: Option<crate::html::TagPage>,
 }
 
 /// `s` with line breaks as spaces, for a `# key = value` line.
@@ -515,7 +526,7 @@ fn one_line(s: &str) -> String {
 impl Output {
     /// Standard output, or the file at `path`: created anew, or appended
     /// to when `append` (`--resume`).
-    fn open(path: Option<&Path>, append: bool) -> Result<Self> {
+    fn open(path: Option<&Path>, append: bool, format: OutputFormat) -> Result<Self> {
         let sink: Box<dyn Write> = match path {
             Some(p) if append => Box::new(
                 std::fs::OpenOptions::new()
@@ -529,10 +540,29 @@ impl Output {
             ),
             None => Box::new(io::stdout()),
         };
-        Ok(Self {
+        let mut out = Self {
             writer: JsonlWriter::new(BufWriter::new(sink)),
             closed: false,
-        })
+            page: None,
+        };
+        if format == OutputFormat::Html {
+            let start = crate::html::page_start("arabtag tag");
+            let result = out.writer_mut().write_all(start.as_bytes());
+            out.check(result)?;
+            out.page = Some(crate::html::TagPage::default());
+        }
+        Ok(out)
+    }
+
+    /// A document's article in the HTML page (`text`: `None` for an input
+    /// that could not be read).
+    fn html(&mut self, record: &Record, text: Option<&str>) -> Result<()> {
+        let Some(page) = self.page.as_mut() else {
+            bail!("HTML output was not opened");
+        };
+        let block = page.document(record, text);
+        let result = self.writer_mut().write_all(block.as_bytes());
+        self.check(result)
     }
 
     fn record(&mut self, record: &Record) -> Result<()> {
@@ -633,6 +663,11 @@ impl Output {
     fn finish(mut self) -> Result<()> {
         if self.closed {
             return Ok(());
+        }
+        if let Some(page) = self.page.take() {
+            let end = page.finish();
+            let result = self.writer_mut().write_all(end.as_bytes());
+            self.check(result)?;
         }
         let result = self.writer_mut().flush();
         self.check(result)
