@@ -10,7 +10,12 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-CLI = ROOT / "target" / "release" / "arabtag"
+# The release CLI: ARABTAG_CLI, else cargo's target folder (CARGO_TARGET_DIR
+# when set, as `make release` builds it there).
+CLI = Path(
+    os.environ.get("ARABTAG_CLI")
+    or Path(os.environ.get("CARGO_TARGET_DIR") or ROOT / "target") / "release" / "arabtag"
+)
 MODEL = ROOT / "models" / "default.toml"
 
 
