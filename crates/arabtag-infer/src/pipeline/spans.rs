@@ -4,7 +4,8 @@
 //! A span runs from its first word's start to its last word's end; then
 //! white space, punctuation (any Unicode `P*` category: `،` `«` `»` `“`
 //! `”` brackets, dashes…), bidi/zero-width controls and other invisible
-//! characters (format `Cf`, control `Cc`) are trimmed at both ends; then the proclitic rule may move its start.
+//! characters (format `Cf`, control `Cc`) are trimmed at both ends; then
+//! the proclitic rule may move its start.
 //!
 //! # The proclitic rule
 //! Models trained on ANERcorp tag whole clitic-attached words (`وإسرائيل`
