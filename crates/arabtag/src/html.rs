@@ -600,9 +600,20 @@ pub fn eval_page(
         };
         summary.add(&shown, &anchor);
         let doc_text = text(&g.id);
+        // A failed or missing prediction: every gold mention shows as
+        // missed, as the scorer counts it, under a line that says why.
+        let note = match (pred.get(&g.id), &p.error) {
+            (None, _) => Some("no prediction for this document".to_string()),
+            (Some(_), Some(message)) => Some(format!("prediction error: {message}")),
+            _ => None,
+        };
         let body = doc_text.as_deref().map(|t| {
             let marks = diff_marks(&g.entities, &p.entities, &|t| types.iter().any(|x| x == t));
-            render_text(t, &segment_diffs(&g.segments, &p.segments), &marks)
+            let text = render_text(t, &segment_diffs(&g.segments, &p.segments), &marks);
+            match &note {
+                Some(note) => format!("<p class=\"error\">{}</p>{text}", escape(note)),
+                None => text,
+            }
         });
         let record = Record {
             error: None,
@@ -826,6 +837,25 @@ mod tests {
             ]
         );
         assert_eq!(marks[2].gold, Some((20, 25, "ORG".into())));
+    }
+
+    #[test]
+    fn a_failed_or_missing_prediction_shows_every_gold_mention_missed() {
+        let gold = |id: &str| Record {
+            id: id.into(),
+            entities: vec![entity(0, 5, "PER", "بوتين")],
+            segments: Vec::new(),
+            error: None,
+        };
+        let mut pred = HashMap::new();
+        pred.insert("a".to_string(), Record::error("a", "boom <x>"));
+        let types = ["PER".to_string()];
+        let page = eval_page("", &types, &[gold("a"), gold("b")], &pred, &|_| {
+            Some("بوتين قال".to_string())
+        });
+        assert!(page.contains("prediction error: boom &lt;x&gt;"));
+        assert!(page.contains("no prediction for this document"));
+        assert_eq!(page.matches("data-diff=\"missed\"").count(), 2);
     }
 
     #[test]
