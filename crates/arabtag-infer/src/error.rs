@@ -217,6 +217,9 @@ pub enum InferError {
     /// Windows whose counted ranges do not cover every token exactly once.
     #[error("the windows count token {token} of {tokens} zero or several times")]
     WindowCoverage { token: usize, tokens: usize },
+    /// The tagger gave another number of records than it had documents.
+    #[error("the tagger gave {records} records for {documents} documents")]
+    RecordCount { documents: usize, records: usize },
     /// The encoder or the head gave a tensor of an unexpected shape.
     #[error("{what} has shape {got:?}, expected {expected:?}")]
     Shape {

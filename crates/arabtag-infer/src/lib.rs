@@ -26,4 +26,4 @@ pub mod tagger;
 
 pub use error::InferError;
 pub use loaded::{LoadOptions, LoadedModel, Precision};
-pub use tagger::{TagOptions, Tagger};
+pub use tagger::{TagOptions, Tagged, Tagger};

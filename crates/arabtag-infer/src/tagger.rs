@@ -6,6 +6,7 @@
 //! [`Record`] per document, in input order — an error record for a document
 //! that failed, so one bad document never sinks the others.
 
+use arabtag_records::inputs::Input;
 use arabtag_records::{Document, Record, Span, error_chain};
 use arabtag_tokenizer::SubwordEncoder;
 use candle_core::Tensor;
@@ -44,6 +45,15 @@ impl Default for TagOptions {
             raw: false,
         }
     }
+}
+
+/// One input's outcome ([`Tagger::tag_inputs`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tagged {
+    /// The document's record, or the error record of an unreadable input.
+    pub record: Record,
+    /// The document's text; `None` for an input that could not be read.
+    pub text: Option<String>,
 }
 
 /// Which encoder states a segment vector pools.
@@ -119,11 +129,45 @@ impl Tagger {
         self.tag_counted(docs, None)
     }
 
-    /// [`Self::tag`], counting on `work` the encoder rows (NER windows,
-    /// stance segment parts) as they are planned and run: progress within
-    /// a long document. The records are the same.
-    pub fn tag_with_work(&self, docs: &[Document], work: &Work) -> Result<Vec<Record>, InferError> {
-        self.tag_counted(docs, Some(work))
+    /// Tags the documents among `inputs` and gives one [`Tagged`] per
+    /// input, in order: a document's record and text, or the error record
+    /// of an input that could not be read. `work`, when given, counts the
+    /// encoder rows (NER windows, stance segment parts) as they are planned
+    /// and run: progress within a long document.
+    pub fn tag_inputs(
+        &self,
+        inputs: Vec<Input>,
+        work: Option<&Work>,
+    ) -> Result<Vec<Tagged>, InferError> {
+        let mut docs = Vec::new();
+        let mut slots = Vec::with_capacity(inputs.len());
+        for input in inputs {
+            match input {
+                Input::Doc(doc) => {
+                    docs.push(doc);
+                    slots.push(None);
+                }
+                Input::Error { id, message } => slots.push(Some(Record::error(id, message))),
+            }
+        }
+        let records = self.tag_counted(&docs, work)?;
+        if records.len() != docs.len() {
+            return Err(InferError::RecordCount {
+                documents: docs.len(),
+                records: records.len(),
+            });
+        }
+        let mut tagged = records.into_iter().zip(docs);
+        Ok(slots
+            .into_iter()
+            .filter_map(|slot| match slot {
+                Some(record) => Some(Tagged { record, text: None }),
+                None => tagged.next().map(|(record, doc)| Tagged {
+                    record,
+                    text: Some(doc.text),
+                }),
+            })
+            .collect())
     }
 
     fn tag_counted(

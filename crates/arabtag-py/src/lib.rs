@@ -20,7 +20,7 @@ use std::io::Cursor;
 use std::path::{Path, PathBuf};
 
 use arabtag_eval::{DEFAULT_TYPES, Docs, TypeSet};
-use arabtag_infer::config::{ModelConfig, ResolveOptions};
+use arabtag_infer::config::ModelConfig;
 use arabtag_infer::{TagOptions, Tagger};
 use arabtag_records::inputs::{DuplicateIds, Input};
 use arabtag_records::{Document, Record, error_chain};
@@ -86,11 +86,7 @@ fn config_path(given: Option<PathBuf>) -> PyResult<PathBuf> {
 }
 
 fn load(path: &Path, batch_size: usize, offline: bool) -> Result<Tagger, String> {
-    let mut options = ResolveOptions::from_env();
-    options.offline |= offline;
-    let model = ModelConfig::from_file(path)
-        .and_then(|config| config.resolve(&options))
-        .and_then(|resolved| resolved.verify())
+    let model = ModelConfig::verified(path, offline)
         .map_err(|e| format!("model config {}: {}", path.display(), error_chain(&e)))?;
     Tagger::load(
         &model,
@@ -266,31 +262,17 @@ impl PyTagger {
     }
 }
 
-/// Tags the documents among `inputs` in chunks; one record per input, in order.
+/// Tags the documents among `inputs` in chunks (as `arabtag tag` does);
+/// one record per input, in order.
 fn tag_inputs(tagger: &Tagger, inputs: Vec<Input>) -> PyResult<Vec<Record>> {
     let mut records = Vec::with_capacity(inputs.len());
     let mut inputs = inputs.into_iter().peekable();
     while inputs.peek().is_some() {
         let chunk: Vec<Input> = inputs.by_ref().take(CHUNK).collect();
-        let docs: Vec<Document> = chunk
-            .iter()
-            .filter_map(|i| match i {
-                Input::Doc(doc) => Some(doc.clone()),
-                Input::Error { .. } => None,
-            })
-            .collect();
-        let mut tagged = tagger
-            .tag(&docs)
-            .map_err(|e| arabtag_error(&e))?
-            .into_iter();
-        for input in chunk {
-            records.push(match input {
-                Input::Doc(_) => tagged.next().ok_or_else(|| {
-                    ArabtagError::new_err("the tagger returned fewer records than documents")
-                })?,
-                Input::Error { id, message } => Record::error(id, message),
-            });
-        }
+        let tagged = tagger
+            .tag_inputs(chunk, None)
+            .map_err(|e| arabtag_error(&e))?;
+        records.extend(tagged.into_iter().map(|t| t.record));
     }
     Ok(records)
 }

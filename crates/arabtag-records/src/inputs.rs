@@ -37,6 +37,16 @@ pub enum Input {
     Error { id: String, message: String },
 }
 
+impl Input {
+    /// The document's id, or the id its error record takes.
+    pub fn id(&self) -> &str {
+        match self {
+            Input::Doc(doc) => &doc.id,
+            Input::Error { id, .. } => id,
+        }
+    }
+}
+
 /// A JSONL input line: `id` and `text` are required, other keys are ignored.
 #[derive(Debug, Deserialize)]
 struct JsonDoc {

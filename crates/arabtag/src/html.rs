@@ -18,11 +18,12 @@
 //! the file, is shown first by CSS), so memory does not grow with the batch
 //! beyond the summary's counts.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
 
 use arabtag_eval::entities::Mention;
 use arabtag_eval::matching::{Tier, best_matching};
+use arabtag_infer::pipeline::document_labels;
 use arabtag_records::{Entity, Record, Segment};
 
 /// The stance labels, in display order.
@@ -390,18 +391,14 @@ impl Summary {
                 .entry(e.text.clone())
                 .or_default() += 1;
         }
-        let mut doc_labels: Vec<&str> = Vec::new();
         for s in &record.segments {
             self.segments += 1;
             for l in &s.labels {
                 *self.segments_per_label.entry(l.clone()).or_default() += 1;
-                if !doc_labels.contains(&l.as_str()) {
-                    doc_labels.push(l);
-                }
             }
         }
-        for l in doc_labels {
-            *self.docs_per_label.entry(l.to_string()).or_default() += 1;
+        for l in document_labels(&record.segments) {
+            *self.docs_per_label.entry(l).or_default() += 1;
         }
     }
 
@@ -466,34 +463,22 @@ impl Summary {
     }
 }
 
-/// One document's article: its id, its stance labels, its text (or the
-/// error).
-fn article(anchor: &str, record: &Record, text: Option<&str>, body: Option<String>) -> String {
-    let mut labels: Vec<&str> = Vec::new();
-    for s in &record.segments {
-        for l in &s.labels {
-            if !labels.contains(&l.as_str()) {
-                labels.push(l);
-            }
-        }
-    }
-    let mut out = format!(
-        "<article id=\"{anchor}\" data-id=\"{}\" data-labels=\"{}\">\n<h2>{}</h2>\n",
+/// One document's article: its id, its stance labels (the union of its
+/// sentences', as the records' document labels are), and `body`.
+fn article(anchor: &str, record: &Record, body: &str) -> String {
+    format!(
+        "<article id=\"{anchor}\" data-id=\"{0}\" data-labels=\"{1}\">\n<h2>{0}</h2>\n{body}\n</article>\n",
         escape(&record.id),
-        escape(&labels.join(" ")),
-        escape(&record.id)
-    );
-    match (&record.error, text, body) {
-        (Some(message), _, _) => {
-            let _ = write!(out, "<p class=\"error\">error: {}</p>", escape(message));
-        }
-        (None, Some(_), Some(body)) => {
-            let _ = write!(out, "<div class=\"text\" dir=\"rtl\">{body}</div>");
-        }
-        _ => out.push_str("<p class=\"error\">no text for this document</p>"),
+        escape(&document_labels(&record.segments).join(" ")),
+    )
+}
+
+/// A document's rendered text, or `message` when there is none.
+fn text_or(body: Option<String>, message: &str) -> String {
+    match body {
+        Some(body) => format!("<div class=\"text\" dir=\"rtl\">{body}</div>"),
+        None => format!("<p class=\"error\">{}</p>", escape(message)),
     }
-    out.push_str("\n</article>\n");
-    out
 }
 
 /// The tag view, written as the documents come.
@@ -508,12 +493,19 @@ impl TagPage {
     pub fn document(&mut self, record: &Record, text: Option<&str>) -> String {
         let anchor = format!("doc-{}", self.summary.documents + 1);
         self.summary.add(record, &anchor);
-        let body = text.map(|t| {
-            let marks: Vec<Mark> = record.entities.iter().map(Mark::of).collect();
-            let segs: Vec<SegmentView> = record.segments.iter().map(SegmentView::of).collect();
-            render_text(t, &segs, &marks)
-        });
-        article(&anchor, record, text, body)
+        let body = match &record.error {
+            Some(message) => text_or(None, &format!("error: {message}")),
+            None => text_or(
+                text.map(|t| {
+                    let marks: Vec<Mark> = record.entities.iter().map(Mark::of).collect();
+                    let segs: Vec<SegmentView> =
+                        record.segments.iter().map(SegmentView::of).collect();
+                    render_text(t, &segs, &marks)
+                }),
+                "no text for this document",
+            ),
+        };
+        article(&anchor, record, &body)
     }
 
     /// The summary, links, script and closing tags.
@@ -592,14 +584,7 @@ pub fn eval_page(
         let anchor = format!("doc-{}", i + 1);
         let empty = Record::new(g.id.clone());
         let p = pred.get(&g.id).unwrap_or(&empty);
-        let shown = Record {
-            id: g.id.clone(),
-            entities: p.entities.clone(),
-            segments: p.segments.clone(),
-            error: p.error.clone(),
-        };
-        summary.add(&shown, &anchor);
-        let doc_text = text(&g.id);
+        summary.add(p, &anchor);
         // A failed or missing prediction: every gold mention shows as
         // missed, as the scorer counts it, under a line that says why.
         let note = match (pred.get(&g.id), &p.error) {
@@ -607,19 +592,19 @@ pub fn eval_page(
             (Some(_), Some(message)) => Some(format!("prediction error: {message}")),
             _ => None,
         };
-        let body = doc_text.as_deref().map(|t| {
+        let body = text(&g.id).map(|t| {
             let marks = diff_marks(&g.entities, &p.entities, &|t| types.iter().any(|x| x == t));
-            let text = render_text(t, &segment_diffs(&g.segments, &p.segments), &marks);
+            let text = render_text(&t, &segment_diffs(&g.segments, &p.segments), &marks);
             match &note {
                 Some(note) => format!("<p class=\"error\">{}</p>{text}", escape(note)),
                 None => text,
             }
         });
-        let record = Record {
-            error: None,
-            ..shown
-        };
-        out.push_str(&article(&anchor, &record, doc_text.as_deref(), body));
+        out.push_str(&article(
+            &anchor,
+            p,
+            &text_or(body, "no text for this document"),
+        ));
     }
     let tables = format!(
         "<details open><summary>scores</summary>{}</details>",
@@ -649,8 +634,9 @@ fn segment_diffs(gold: &[Segment], pred: &[Segment]) -> Vec<SegmentView> {
             ..SegmentView::of(s)
         })
         .collect();
+    let predicted: HashSet<(usize, usize)> = pred.iter().map(|s| (s.start, s.end)).collect();
     for g in gold {
-        if !pred.iter().any(|s| (s.start, s.end) == (g.start, g.end)) {
+        if !predicted.contains(&(g.start, g.end)) {
             out.push(SegmentView {
                 start: g.start,
                 end: g.end,
@@ -708,170 +694,5 @@ pub fn markdown_html(md: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn entity(start: usize, end: usize, kind: &str, text: &str) -> Entity {
-        Entity {
-            start,
-            end,
-            kind: kind.into(),
-            text: text.into(),
-            score: None,
-        }
-    }
-
-    #[test]
-    fn text_and_ids_are_escaped() {
-        let text = "قال <script>alert(1)</script> و</mark> بوتين";
-        let start = text.chars().position(|c| c == 'ب').unwrap_or(0);
-        let e = entity(start, start + 5, "PER", "بوتين");
-        let mut page = TagPage::default();
-        let record = Record {
-            id: "<b>x</b>".into(),
-            entities: vec![e],
-            segments: Vec::new(),
-            error: None,
-        };
-        let html = page.document(&record, Some(text));
-        assert!(!html.contains("<script>") && !html.contains("<b>"));
-        assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
-        assert!(html.contains("و&lt;/mark&gt;"));
-        assert_eq!(html.matches("<mark").count(), 1);
-        assert!(html.contains(&format!(
-            "data-type=\"PER\" data-start=\"{start}\" data-end=\"{}\"",
-            start + 5
-        )));
-    }
-
-    #[test]
-    fn marks_hold_exactly_their_characters_and_crossing_ones_go_below() {
-        // Characters, not bytes: Arabic letters are two bytes each.
-        let text = "أ بوتين في باكو.";
-        let segs = [SegmentView {
-            start: 0,
-            end: 16,
-            labels: vec!["mediation".into()],
-            gold: None,
-        }];
-        let marks = [
-            Mark::of(&entity(2, 7, "PER", "")),
-            Mark::of(&entity(11, 15, "LOC", "")),
-            Mark::of(&entity(5, 9, "ORG", "")),
-        ];
-        let html = render_text(text, &segs, &marks);
-        assert!(html.contains("data-start=\"2\" data-end=\"7\" title=\"PER [2, 7)\">بوتين</mark>"));
-        assert!(html.contains(">باكو</mark>"));
-        // The ORG mark crosses the PER one: listed after the text, whole.
-        let below = &html[html.find("unplaced").unwrap_or(0)..];
-        assert!(below.contains("data-type=\"ORG\" data-start=\"5\" data-end=\"9\""));
-        assert!(below.contains(">ين ف</mark>"));
-        assert!(html.contains("<span class=\"st\" data-label=\"mediation\">mediation</span>"));
-    }
-
-    #[test]
-    fn a_mark_running_past_its_sentence_keeps_the_sentence_around_it() {
-        let text = "بوتين. موسكو";
-        let segs = [
-            SegmentView {
-                start: 0,
-                end: 6,
-                labels: vec![],
-                gold: None,
-            },
-            SegmentView {
-                start: 7,
-                end: 12,
-                labels: vec![],
-                gold: None,
-            },
-        ];
-        let marks = [Mark::of(&entity(0, 9, "ORG", ""))];
-        let html = render_text(text, &segs, &marks);
-        assert!(html.contains(">بوتين. مو</mark>"), "{html}");
-        assert_eq!(html.matches("<span class=\"seg\"").count(), 2);
-        // Every character is there once.
-        let stripped: String = {
-            let mut s = String::new();
-            let mut tag = false;
-            for c in html.chars() {
-                match c {
-                    '<' => tag = true,
-                    '>' => tag = false,
-                    c if !tag => s.push(c),
-                    _ => {}
-                }
-            }
-            s
-        };
-        assert_eq!(stripped, text);
-    }
-
-    #[test]
-    fn diff_marks_follow_the_scorers_matching() {
-        let gold = [
-            entity(0, 5, "PER", ""),
-            entity(10, 14, "LOC", ""),
-            entity(20, 25, "ORG", ""),
-            entity(30, 35, "LOC", ""),
-        ];
-        let pred = [
-            entity(0, 5, "PER", ""),
-            entity(10, 14, "ORG", ""),
-            entity(19, 25, "ORG", ""),
-            entity(40, 44, "DATE", ""),
-        ];
-        let marks = diff_marks(&gold, &pred, &|_| true);
-        let diffs: Vec<(usize, &str)> = marks
-            .iter()
-            .map(|m| (m.start, m.diff.unwrap_or("")))
-            .collect();
-        assert_eq!(
-            diffs,
-            [
-                (0, "correct"),
-                (10, "type"),
-                (19, "boundary"),
-                (40, "spurious"),
-                (30, "missed")
-            ]
-        );
-        assert_eq!(marks[2].gold, Some((20, 25, "ORG".into())));
-    }
-
-    #[test]
-    fn a_failed_or_missing_prediction_shows_every_gold_mention_missed() {
-        let gold = |id: &str| Record {
-            id: id.into(),
-            entities: vec![entity(0, 5, "PER", "بوتين")],
-            segments: Vec::new(),
-            error: None,
-        };
-        let mut pred = HashMap::new();
-        pred.insert("a".to_string(), Record::error("a", "boom <x>"));
-        let types = ["PER".to_string()];
-        let page = eval_page("", &types, &[gold("a"), gold("b")], &pred, &|_| {
-            Some("بوتين قال".to_string())
-        });
-        assert!(page.contains("prediction error: boom &lt;x&gt;"));
-        assert!(page.contains("no prediction for this document"));
-        assert_eq!(page.matches("data-diff=\"missed\"").count(), 2);
-    }
-
-    #[test]
-    fn variants_group_spellings() {
-        assert_eq!(variant_key("أرْدوغان"), variant_key("اردوغان"));
-        assert_eq!(variant_key("الكرملين  "), "الكرملين");
-        assert_eq!(variant_key("موسكـو"), "موسكو");
-    }
-
-    #[test]
-    fn markdown_tables_become_html_tables() {
-        let html = markdown_html("# E\n\n| a | b |\n|---|--:|\n| 1 | <2> |\n\ntext");
-        assert_eq!(
-            html,
-            "<div class=\"report\" dir=\"ltr\"><h2>E</h2><table><tr><th>a</th><th>b</th></tr>\
-             <tr><td>1</td><td>&lt;2&gt;</td></tr></table><p>text</p></div>"
-        );
-    }
-}
+#[path = "html_tests.rs"]
+mod tests;

@@ -192,6 +192,15 @@ impl ModelConfig {
         Self::parse(&text, path)
     }
 
+    /// The config at `path` read, resolved (offline when `offline` or
+    /// `HF_HUB_OFFLINE` says so) and every file it names verified against
+    /// its sha256: what a tagger loads, from the CLI or from Python.
+    pub fn verified(path: &Path, offline: bool) -> Result<VerifiedModel, InferError> {
+        let mut options = ResolveOptions::from_env();
+        options.offline |= offline;
+        Self::from_file(path)?.resolve(&options)?.verify()
+    }
+
     /// Parses and validates the TOML `text` of a config that lives at `path`
     /// (the file need not exist: `path` names it in messages and anchors its
     /// relative paths).

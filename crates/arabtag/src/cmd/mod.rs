@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use arabtag_infer::config::{ModelConfig, ResolveOptions, VerifiedModel};
+use arabtag_infer::config::{ModelConfig, VerifiedModel};
 
 /// The model config a command uses when `--model` is not given.
 pub const DEFAULT_MODEL: &str = "models/default.toml";
@@ -27,12 +27,7 @@ pub fn verified_model(path: &Path, offline: bool) -> Result<VerifiedModel> {
             std::env::current_dir().map_or_else(|_| "?".to_owned(), |d| d.display().to_string())
         );
     }
-    let mut options = ResolveOptions::from_env();
-    options.offline |= offline;
-    ModelConfig::from_file(path)
-        .and_then(|config| config.resolve(&options))
-        .and_then(|resolved| resolved.verify())
-        .with_context(|| format!("model config {}", path.display()))
+    ModelConfig::verified(path, offline).with_context(|| format!("model config {}", path.display()))
 }
 
 /// How a subcommand ended, beyond a hard error.

@@ -32,7 +32,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use arabtag_infer::pipeline::Work;
-use arabtag_infer::{TagOptions, Tagger};
+use arabtag_infer::{TagOptions, Tagged, Tagger};
 use arabtag_records::inputs::{Input, InputFormat, inputs};
 use arabtag_records::{Document, Entity, JsonlWriter, Record, Span};
 use arabtag_tokenizer::{segments, words};
@@ -326,11 +326,7 @@ fn read_ahead(
     let (send, receive) = std::sync::mpsc::sync_channel(2 * CHUNK);
     std::thread::spawn(move || {
         for input in inputs {
-            let id = match &input {
-                Input::Doc(doc) => &doc.id,
-                Input::Error { id, .. } => id,
-            };
-            if done.contains(id) {
+            if done.contains(input.id()) {
                 skipped.fetch_add(1, Ordering::SeqCst);
                 continue;
             }
@@ -377,27 +373,9 @@ fn tag_chunk(
     progress: &indicatif::ProgressBar,
     written: &mut usize,
 ) -> Result<bool> {
-    let mut docs = Vec::new();
-    let mut errors = Vec::new();
-    for input in chunk {
-        match input {
-            Input::Doc(doc) => {
-                docs.push(doc);
-                errors.push(None);
-            }
-            Input::Error { id, message } => errors.push(Some(Record::error(id, message))),
-        }
-    }
-    let mut tagged = tagger.tag_with_work(&docs, work)?.into_iter().zip(&docs);
     let mut failed = false;
-    for error in errors {
-        let (record, text) = match error {
-            None => match tagged.next() {
-                Some((record, doc)) => (record, Some(doc.text.as_str())),
-                None => bail!("the tagger returned fewer records than documents"),
-            },
-            Some(record) => (record, None),
-        };
+    for Tagged { record, text } in tagger.tag_inputs(chunk, Some(work))? {
+        let text = text.as_deref();
         if let Some(message) = &record.error {
             failed = true;
             crate::output::stderr_line(&format!("error: document {}: {message}", record.id));
