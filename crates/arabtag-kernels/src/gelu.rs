@@ -83,10 +83,49 @@ impl candle_core::CustomOp1 for GeluErf {
     }
 }
 
+/// The same GELU over `xs` in place (the 8-bit feed-forward product's
+/// epilogue, [`crate::int8::Int8Linear::forward_rows_gelu`]): the same bits
+/// as [`GeluErf`], with AVX-512 where the CPU has it.
+pub fn gelu_in_place(xs: &mut [f32]) {
+    if simd::avx512_available() {
+        #[allow(unsafe_code)]
+        // SAFETY: `avx512_available` checked that the CPU has the features
+        // `gelu_in_place_avx512` is built for.
+        unsafe {
+            gelu_in_place_avx512(xs)
+        }
+    } else {
+        gelu_each(xs)
+    }
+}
+
+#[inline(always)]
+fn gelu_one(x: f32) -> f32 {
+    0.5 * x * (1.0 + erf_f32(x * std::f32::consts::FRAC_1_SQRT_2))
+}
+
+#[inline(always)]
+fn gelu_each(xs: &mut [f32]) {
+    for x in xs {
+        *x = gelu_one(*x);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,fma")]
+fn gelu_in_place_avx512(xs: &mut [f32]) {
+    gelu_each(xs)
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn gelu_in_place_avx512(xs: &mut [f32]) {
+    gelu_each(xs)
+}
+
 #[inline(always)]
 fn gelu(out: &mut [f32], src: &[f32]) {
     for (o, &x) in out.iter_mut().zip(src) {
-        *o = 0.5 * x * (1.0 + erf_f32(x * std::f32::consts::FRAC_1_SQRT_2));
+        *o = gelu_one(x);
     }
 }
 

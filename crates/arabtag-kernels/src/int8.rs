@@ -33,8 +33,11 @@ use rayon::prelude::*;
 
 /// Output columns per packed panel (four 16-lane registers).
 const NR: usize = 64;
-/// Input rows per micro-kernel call.
-const MR: usize = 4;
+/// Input rows per micro-kernel call: 6 rows × 4 column registers are 24
+/// integer sums, with the 4 weight registers and a broadcast 29 of the 32
+/// AVX-512 registers, each weight load serving 6 rows (4 rows: 17% slower
+/// in the kernel bench on one thread, 2-core Intel Xeon, no AMX).
+const MR: usize = 6;
 /// Inputs that share one activation scale.
 pub const GROUP: usize = 32;
 
@@ -236,22 +239,33 @@ impl Int8Linear {
     /// `x` `[rows, in]` row-major → `[rows, out]`, on every rayon thread,
     /// with the VNNI kernel when the CPU has it.
     pub fn forward_rows(&self, x: &[f32]) -> Vec<f32> {
-        self.forward_with(x, vnni_available())
+        self.forward_with(x, vnni_available(), Epilogue::None)
     }
 
-    fn forward_with(&self, x: &[f32], vnni: bool) -> Vec<f32> {
+    /// [`Self::forward_rows`] followed by the erf GELU of
+    /// [`crate::gelu::GeluErf`] (the same bits), applied to each task's
+    /// rows while they are still in cache: no second pass over the
+    /// feed-forward's widest tensor, no second buffer.
+    pub fn forward_rows_gelu(&self, x: &[f32]) -> Vec<f32> {
+        self.forward_with(x, vnni_available(), Epilogue::Gelu)
+    }
+
+    fn forward_with(&self, x: &[f32], vnni: bool, epilogue: Epilogue) -> Vec<f32> {
         let (k, n) = (self.in_features, self.out_features);
         let rows = x.len().checked_div(k).unwrap_or(0);
         assert_eq!(rows * k, x.len(), "input is not [rows, {k}]");
-        let mut out = vec![0f32; rows * n];
         if rows == 0 || n == 0 {
-            return out;
+            return vec![0f32; rows * n];
         }
+        // Not zeroed first: both kernels write every element (a zeroed
+        // buffer cost a memset of the whole output, 3.5% of NER tagging).
+        let mut out: Vec<f32> = Vec::with_capacity(rows * n);
         // Rows per task: enough tasks for every thread twice over, each a
-        // multiple of the micro-kernel's rows, at most 64.
+        // multiple of the micro-kernel's rows, at most 16 of them.
         let threads = rayon::current_num_threads().max(1);
         let per_task = rows.div_ceil(2 * threads).div_ceil(MR).clamp(1, 16) * MR;
-        out.par_chunks_mut(per_task * n)
+        out.spare_capacity_mut()[..rows * n]
+            .par_chunks_mut(per_task * n)
             .zip(x.par_chunks(per_task * k))
             .for_each(|(out, x)| {
                 let m = x.len() / k;
@@ -279,12 +293,28 @@ impl Int8Linear {
                 } else {
                     self.portable(&quantised, &x_scales, out, m);
                 }
+                // SAFETY: both kernels wrote all `m · n` elements of `out`
+                // (every row, every column of each).
+                let out: &mut [f32] =
+                    unsafe { std::slice::from_raw_parts_mut(out.as_mut_ptr().cast(), out.len()) };
+                match epilogue {
+                    Epilogue::None => {}
+                    Epilogue::Gelu => crate::gelu::gelu_in_place(out),
+                }
             });
+        // SAFETY: the tasks above wrote all `rows · n` elements.
+        unsafe { out.set_len(rows * n) };
         out
     }
 
     /// The same arithmetic as the VNNI kernel, one product at a time.
-    fn portable(&self, quantised: &[u8], x_scales: &[f32], out: &mut [f32], m: usize) {
+    fn portable(
+        &self,
+        quantised: &[u8],
+        x_scales: &[f32],
+        out: &mut [std::mem::MaybeUninit<f32>],
+        m: usize,
+    ) {
         let (k, n, groups) = (self.in_features, self.out_features, self.k4 / GROUP);
         let width = self.out_features.div_ceil(NR) * NR;
         for c in 0..n {
@@ -302,10 +332,18 @@ impl Int8Linear {
                     let dot = dot + self.shift[g * width + c];
                     sum = group_sum(sum, dot, x_scales[r * groups + g]);
                 }
-                out[r * n + c] = sum * self.scales[c] + self.bias[c];
+                out[r * n + c].write(sum * self.scales[c] + self.bias[c]);
             }
         }
     }
+}
+
+/// What runs on a task's output rows after the product.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Epilogue {
+    None,
+    /// The erf GELU ([`crate::gelu::gelu_in_place`]).
+    Gelu,
 }
 
 /// `sum + (dot as f32) · scale` in one rounding (a fused multiply-add), as
@@ -390,7 +428,7 @@ mod vnni {
         layer: &Int8Linear,
         a: &[u8],
         a_scales: &[f32],
-        out: &mut [f32],
+        out: &mut [std::mem::MaybeUninit<f32>],
         m: usize,
     ) {
         let (n, k4) = (layer.out_features, layer.k4);
@@ -407,6 +445,8 @@ mod vnni {
             // SAFETY: as above, for the last rows.
             unsafe {
                 match m - r {
+                    5 => block::<5>(layer, a, a_scales, b, out, r, col0),
+                    4 => block::<4>(layer, a, a_scales, b, out, r, col0),
                     3 => block::<3>(layer, a, a_scales, b, out, r, col0),
                     2 => block::<2>(layer, a, a_scales, b, out, r, col0),
                     1 => block::<1>(layer, a, a_scales, b, out, r, col0),
@@ -424,7 +464,7 @@ mod vnni {
         a: &[u8],
         a_scales: &[f32],
         b: &[i8],
-        out: &mut [f32],
+        out: &mut [std::mem::MaybeUninit<f32>],
         r0: usize,
         col0: usize,
     ) {
@@ -432,7 +472,7 @@ mod vnni {
         let groups = k4 / GROUP;
         let width = n.div_ceil(NR) * NR;
         // The tile's f32 sums, kept in memory (`black_box` keeps LLVM from
-        // promoting them to registers: with the 16 integer sums, the weights
+        // promoting them to registers: with the 24 integer sums, the weights
         // and the broadcasts they would not fit, and it spilled them in the
         // inner loop instead). Each group adds `x_scale · (dot + shift)` by
         // one FMA.
@@ -442,7 +482,7 @@ mod vnni {
         let b_ptr = b.as_ptr();
         // Steps of 4 inputs per group, opaque to LLVM: knowing it is 8, it
         // unrolled the loop, hoisted all 32 weight vectors and ran the rows
-        // one after the other, 4 dependent chains at a time instead of 16.
+        // one after the other, 4 dependent chains at a time instead of 24.
         let steps = std::hint::black_box(GROUP / 4);
         for g in 0..groups {
             // SAFETY: `shift` has `groups · width` entries and the panel's
@@ -511,10 +551,38 @@ mod vnni {
                     let w_scale = _mm512_maskz_loadu_ps(mask, layer.scales.as_ptr().add(col));
                     let bias = _mm512_maskz_loadu_ps(mask, layer.bias.as_ptr().add(col));
                     let y = _mm512_add_ps(_mm512_mul_ps(*sum, w_scale), bias);
-                    _mm512_mask_storeu_ps(out.as_mut_ptr().add(row * n + col), mask, y);
+                    _mm512_mask_storeu_ps(out.as_mut_ptr().add(row * n + col).cast(), mask, y);
                 }
             }
         }
+    }
+}
+
+impl Int8Linear {
+    /// The op's CPU body: `storage` `[.., in]` to `[.., out]`.
+    fn cpu_op(
+        &self,
+        name: &str,
+        storage: &candle_core::CpuStorage,
+        layout: &candle_core::Layout,
+        epilogue: Epilogue,
+    ) -> candle_core::Result<(candle_core::CpuStorage, candle_core::Shape)> {
+        let x = crate::contiguous_f32(name, storage, layout)?;
+        let dims = layout.shape().dims();
+        if dims.last() != Some(&self.in_features) {
+            candle_core::bail!(
+                "{}: input {:?}, expected [.., {}]",
+                name,
+                dims,
+                self.in_features
+            );
+        }
+        let out = self.forward_with(x, vnni_available(), epilogue);
+        let mut out_dims = dims.to_vec();
+        if let Some(last) = out_dims.last_mut() {
+            *last = self.out_features;
+        }
+        Ok((candle_core::CpuStorage::F32(out), out_dims.into()))
     }
 }
 
@@ -528,22 +596,27 @@ impl candle_core::CustomOp1 for Int8Linear {
         storage: &candle_core::CpuStorage,
         layout: &candle_core::Layout,
     ) -> candle_core::Result<(candle_core::CpuStorage, candle_core::Shape)> {
-        let x = crate::contiguous_f32(self.name(), storage, layout)?;
-        let dims = layout.shape().dims();
-        if dims.last() != Some(&self.in_features) {
-            candle_core::bail!(
-                "{}: input {:?}, expected [.., {}]",
-                self.name(),
-                dims,
-                self.in_features
-            );
-        }
-        let out = self.forward_rows(x);
-        let mut out_dims = dims.to_vec();
-        if let Some(last) = out_dims.last_mut() {
-            *last = self.out_features;
-        }
-        Ok((candle_core::CpuStorage::F32(out), out_dims.into()))
+        self.cpu_op(self.name(), storage, layout, Epilogue::None)
+    }
+}
+
+/// The 8-bit product followed by the erf GELU, as one op
+/// ([`Int8Linear::forward_rows_gelu`]): what a feed-forward's first layer
+/// and [`crate::gelu::activate`] give, in one pass.
+#[derive(Debug, Clone, Copy)]
+pub struct Int8Gelu<'a>(pub &'a Int8Linear);
+
+impl candle_core::CustomOp1 for Int8Gelu<'_> {
+    fn name(&self) -> &'static str {
+        "int8-linear-gelu"
+    }
+
+    fn cpu_fwd(
+        &self,
+        storage: &candle_core::CpuStorage,
+        layout: &candle_core::Layout,
+    ) -> candle_core::Result<(candle_core::CpuStorage, candle_core::Shape)> {
+        self.0.cpu_op(self.name(), storage, layout, Epilogue::Gelu)
     }
 }
 
@@ -615,15 +688,55 @@ mod tests {
             eprintln!("no AVX-512 VNNI on this CPU: only the portable loop runs");
             return;
         }
-        for (m, k, n) in [(1, 384, 384), (6, 30, 70), (33, 1536, 384), (9, 5, 130)] {
+        // Every remainder of rows after the kernel's blocks of MR, and tasks
+        // split across threads (100 and 257 rows).
+        for (m, k, n) in [
+            (1, 384, 384),
+            (6, 30, 70),
+            (33, 1536, 384),
+            (9, 5, 130),
+            (10, 64, 64),
+            (11, 40, 65),
+            (100, 96, 200),
+            (257, 384, 48),
+        ] {
             let x = noise(m * k, 4);
             let w = noise(n * k, 5);
             let layer = Int8Linear::from_f32(&w, n, k, (n % 2 == 0).then_some(&noise(n, 6)[..]));
-            assert_eq!(
-                layer.forward_with(&x, true),
-                layer.forward_with(&x, false),
-                "{m}×{k}×{n}"
-            );
+            for epilogue in [Epilogue::None, Epilogue::Gelu] {
+                assert_eq!(
+                    layer.forward_with(&x, true, epilogue),
+                    layer.forward_with(&x, false, epilogue),
+                    "{m}×{k}×{n} {epilogue:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_fused_gelu_gives_the_bits_of_the_gelu_op_after_the_product() {
+        use candle_core::{Device, Tensor};
+        for (m, k, n) in [(1, 384, 1536), (13, 64, 100), (70, 96, 1536)] {
+            let x = noise(m * k, 11);
+            let layer = Int8Linear::from_f32(&noise(n * k, 12), n, k, Some(&noise(n, 13)));
+            let product = Tensor::from_vec(layer.forward_rows(&x), (m, n), &Device::Cpu).unwrap();
+            let separate = crate::gelu::activate(candle_nn::Activation::Gelu, &product)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap();
+            assert_eq!(layer.forward_rows_gelu(&x), separate, "{m}×{k}×{n}");
+            // And through the op, on a [b, s, k] input.
+            let xs = Tensor::from_vec(x.clone(), (1, m, k), &Device::Cpu).unwrap();
+            let op = xs
+                .apply_op1_no_bwd(&Int8Gelu(&layer))
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap();
+            assert_eq!(op, separate);
         }
     }
 

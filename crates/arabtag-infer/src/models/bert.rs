@@ -15,8 +15,8 @@ use candle_nn::{Activation, LayerNorm, VarBuilder};
 use serde::Deserialize;
 
 use arabtag_kernels::{
-    FusedAttention, Int8Linear, activate, add_layer_norm, attention_bias, avx512_available,
-    masked_softmax,
+    FusedAttention, Int8Gelu, Int8Linear, activate, add_layer_norm, attention_bias,
+    avx512_available, masked_softmax,
 };
 
 use super::hf_config::{DEFAULT_MAX_POSITION_EMBEDDINGS, TaskConfig};
@@ -293,7 +293,18 @@ impl BertLayer {
             &self.attention_out.forward(&context)?,
             Some(xs),
         )?;
-        let inner = activate(self.activation, &self.intermediate.forward(&attended)?)?;
+        let inner = match &self.intermediate {
+            // The erf GELU fused into the 8-bit product (the same bits as
+            // `activate` after it, one pass fewer over the widest tensor).
+            Linear::Int8 { layer, .. }
+                if self.activation == Activation::Gelu && attended.dtype() == DType::F32 =>
+            {
+                attended
+                    .contiguous()?
+                    .apply_op1_no_bwd(&Int8Gelu(layer.as_ref()))?
+            }
+            _ => activate(self.activation, &self.intermediate.forward(&attended)?)?,
+        };
         add_layer_norm(
             &self.output_norm,
             &self.output.forward(&inner)?,
