@@ -63,29 +63,18 @@ impl candle_core::CustomOp1 for GeluErf {
     ) -> candle_core::Result<(candle_core::CpuStorage, candle_core::Shape)> {
         use rayon::prelude::*;
         let src = contiguous_f32(self.name(), storage, layout)?;
-        let mut out = vec![0f32; src.len()];
-        let fast = simd::avx512_available();
-        out.par_chunks_mut(GELU_CHUNK)
-            .zip(src.par_chunks(GELU_CHUNK))
-            .for_each(|(out, src)| {
-                if fast {
-                    #[allow(unsafe_code)]
-                    // SAFETY: `avx512_available` checked that the CPU has the
-                    // features `gelu_avx512` is built for.
-                    unsafe {
-                        gelu_avx512(out, src)
-                    }
-                } else {
-                    gelu(out, src)
-                }
-            });
+        // A copy of the input, then the GELU in place: the one body the
+        // 8-bit product's epilogue runs too.
+        let mut out = src.to_vec();
+        out.par_chunks_mut(GELU_CHUNK).for_each(gelu_in_place);
         Ok((candle_core::CpuStorage::F32(out), layout.shape().clone()))
     }
 }
 
-/// The same GELU over `xs` in place (the 8-bit feed-forward product's
-/// epilogue, [`crate::int8::Int8Linear::forward_rows_gelu`]): the same bits
-/// as [`GeluErf`], with AVX-512 where the CPU has it.
+/// The erf GELU over `xs` in place, with AVX-512 where the CPU has it:
+/// [`GeluErf`]'s body, and the epilogue of the 8-bit feed-forward product
+/// ([`crate::int8::Int8Linear::forward_rows_gelu`]), so both give the same
+/// bits.
 pub fn gelu_in_place(xs: &mut [f32]) {
     if simd::avx512_available() {
         #[allow(unsafe_code)]
@@ -100,14 +89,9 @@ pub fn gelu_in_place(xs: &mut [f32]) {
 }
 
 #[inline(always)]
-fn gelu_one(x: f32) -> f32 {
-    0.5 * x * (1.0 + erf_f32(x * std::f32::consts::FRAC_1_SQRT_2))
-}
-
-#[inline(always)]
 fn gelu_each(xs: &mut [f32]) {
     for x in xs {
-        *x = gelu_one(*x);
+        *x = 0.5 * *x * (1.0 + erf_f32(*x * std::f32::consts::FRAC_1_SQRT_2));
     }
 }
 
@@ -120,25 +104,6 @@ fn gelu_in_place_avx512(xs: &mut [f32]) {
 #[cfg(not(target_arch = "x86_64"))]
 fn gelu_in_place_avx512(xs: &mut [f32]) {
     gelu_each(xs)
-}
-
-#[inline(always)]
-fn gelu(out: &mut [f32], src: &[f32]) {
-    for (o, &x) in out.iter_mut().zip(src) {
-        *o = gelu_one(x);
-    }
-}
-
-/// [`gelu`] built for AVX-512 ([`simd`]).
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,fma")]
-fn gelu_avx512(out: &mut [f32], src: &[f32]) {
-    gelu(out, src)
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-fn gelu_avx512(out: &mut [f32], src: &[f32]) {
-    gelu(out, src)
 }
 
 #[cfg(test)]
@@ -205,8 +170,8 @@ mod tests {
     #[test]
     fn the_portable_gelu_matches_the_avx512_build() {
         let xs: Vec<f32> = (0..1_000).map(|i| (i as f32 - 500.0) * 1.3e-2).collect();
-        let mut portable = vec![0f32; xs.len()];
-        gelu(&mut portable, &xs);
+        let mut portable = xs.clone();
+        gelu_each(&mut portable);
         let t = Tensor::new(xs.as_slice(), &candle_core::Device::Cpu).unwrap();
         let want = t.gelu_erf().unwrap().to_vec1::<f32>().unwrap();
         for (a, b) in portable.iter().zip(&want) {

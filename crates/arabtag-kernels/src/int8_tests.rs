@@ -1,0 +1,168 @@
+//! Tests of [`super`]: the 8-bit products against f32, the two kernels
+//! and the fused GELU bit for bit.
+
+use super::*;
+
+/// A reproducible pseudo-random sequence in [-1, 1).
+fn noise(len: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+    (0..len)
+        .map(|_| {
+            s = s
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        })
+        .collect()
+}
+
+fn f32_product(x: &[f32], w: &[f32], bias: &[f32], k: usize, n: usize) -> Vec<f32> {
+    x.chunks_exact(k)
+        .flat_map(|row| {
+            (0..n).map(move |c| {
+                row.iter()
+                    .zip(&w[c * k..(c + 1) * k])
+                    .map(|(a, b)| a * b)
+                    .sum::<f32>()
+                    + bias[c]
+            })
+        })
+        .collect()
+}
+
+#[test]
+fn close_to_the_f32_product_for_awkward_shapes() {
+    for (m, k, n) in [
+        (1, 384, 384),
+        (7, 30, 70),
+        (13, 1536, 384),
+        (5, 3, 17),
+        (64, 384, 1536),
+    ] {
+        let x = noise(m * k, 1);
+        let w = noise(n * k, 2);
+        let bias = noise(n, 3);
+        let layer = Int8Linear::from_f32(&w, n, k, Some(&bias));
+        let exact = f32_product(&x, &w, &bias, k, n);
+        let got = layer.forward_rows(&x);
+        assert_eq!(got.len(), m * n);
+        // Two 8-bit roundings per product: errors of about 1% of the
+        // typical |output| (√k · 1/3 for uniform inputs), far below it.
+        let typical = (k as f32).sqrt() / 3.0;
+        let worst = got
+            .iter()
+            .zip(&exact)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(
+            worst < 0.03 * typical,
+            "{m}×{k}×{n}: max error {worst} (typical {typical})"
+        );
+    }
+}
+
+#[test]
+fn the_vnni_kernel_and_the_portable_loop_give_the_same_bits() {
+    if !vnni_available() {
+        eprintln!("no AVX-512 VNNI on this CPU: only the portable loop runs");
+        return;
+    }
+    // Every remainder of rows after the kernel's blocks of MR, and tasks
+    // split across threads (100 and 257 rows).
+    for (m, k, n) in [
+        (1, 384, 384),
+        (6, 30, 70),
+        (33, 1536, 384),
+        (9, 5, 130),
+        (10, 64, 64),
+        (11, 40, 65),
+        (100, 96, 200),
+        (257, 384, 48),
+    ] {
+        let x = noise(m * k, 4);
+        let w = noise(n * k, 5);
+        let layer = Int8Linear::from_f32(&w, n, k, (n % 2 == 0).then_some(&noise(n, 6)[..]));
+        for epilogue in [Epilogue::None, Epilogue::Gelu] {
+            assert_eq!(
+                layer.forward_with(&x, true, epilogue),
+                layer.forward_with(&x, false, epilogue),
+                "{m}×{k}×{n} {epilogue:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_fused_gelu_gives_the_bits_of_the_gelu_op_after_the_product() {
+    use candle_core::{Device, Tensor};
+    for (m, k, n) in [(1, 384, 1536), (13, 64, 100), (70, 96, 1536)] {
+        let x = noise(m * k, 11);
+        let layer = Int8Linear::from_f32(&noise(n * k, 12), n, k, Some(&noise(n, 13)));
+        let product = Tensor::from_vec(layer.forward_rows(&x), (m, n), &Device::Cpu).unwrap();
+        let separate = crate::gelu::activate(candle_nn::Activation::Gelu, &product)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        assert_eq!(layer.forward_rows_gelu(&x), separate, "{m}×{k}×{n}");
+        // And through the op, on a [b, s, k] input.
+        let xs = Tensor::from_vec(x.clone(), (1, m, k), &Device::Cpu).unwrap();
+        let op = xs
+            .apply_op1_no_bwd(&Int8Gelu(&layer))
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        assert_eq!(op, separate);
+    }
+}
+
+#[test]
+fn stacked_layers_give_each_layer_s_outputs() {
+    let (m, k) = (7, 96);
+    let x = noise(m * k, 7);
+    let a = Int8Linear::from_f32(&noise(40 * k, 8), 40, k, Some(&noise(40, 9)));
+    let b = Int8Linear::from_f32(&noise(64 * k, 10), 64, k, None);
+    let both = Int8Linear::stack(&[&a, &b]).expect("same input width");
+    assert_eq!(both.out_features(), 104);
+    let (ya, yb, y) = (
+        a.forward_rows(&x),
+        b.forward_rows(&x),
+        both.forward_rows(&x),
+    );
+    for r in 0..m {
+        assert_eq!(&y[r * 104..r * 104 + 40], &ya[r * 40..(r + 1) * 40]);
+        assert_eq!(&y[r * 104 + 40..(r + 1) * 104], &yb[r * 64..(r + 1) * 64]);
+    }
+    let narrow = Int8Linear::from_f32(&noise(8 * 32, 11), 8, 32, None);
+    assert!(Int8Linear::stack(&[&a, &narrow]).is_none());
+}
+
+#[test]
+fn weights_stored_as_8_bit_rows_load_exactly() {
+    let (n, k) = (3, 5);
+    let rows: Vec<i8> = vec![127, -127, 0, 5, -3, 1, 2, 3, 4, 5, 0, 0, 0, 0, 0];
+    let scales = vec![0.5, 0.25, 1.0];
+    let layer = Int8Linear::from_i8(rows.clone(), scales.clone(), n, k, None);
+    let w = layer.weight_f32();
+    assert_eq!(w[0], 63.5);
+    assert_eq!(w[6], 0.5);
+    // Requantising those floats row by row gives the same integers back
+    // where a row reaches ±127.
+    let again = Int8Linear::from_f32(&w, n, k, None);
+    assert_eq!(again.row(0), layer.row(0));
+    assert_eq!(layer.row(2), &rows[10..]);
+    assert!(layer.bias().is_none());
+    // The rounding is round_ties_even's.
+    for i in -3000..=3000 {
+        let v = i as f32 * 0.0437;
+        assert_eq!(round_even(v), v.round_ties_even(), "{v}");
+    }
+    for v in [0.5f32, 1.5, 2.5, -0.5, -1.5, 126.5, -127.5, 127.0] {
+        assert_eq!(round_even(v), v.round_ties_even(), "{v}");
+    }
+    // An all-zero input row gives the bias (here none: zeros).
+    assert_eq!(layer.forward_rows(&[0.0; 5]), vec![0.0; 3]);
+}
