@@ -7,6 +7,10 @@
 //!   products);
 //! - `int8/rows×in→out`: an 8-bit [`Int8Linear`] on `rows` inputs (the
 //!   encoder's four shapes of product; throughput `2·in·out` per row);
+//! - `feed-forward/fused` and `feed-forward/apart`: a feed-forward block on
+//!   256 rows, `[256, 384]` through 1,536 GELU units back to 384, as one op
+//!   ([`Int8Linear::feed_forward`]) and as the two products with the GELU
+//!   in the first ([`Int8Linear::forward_rows_gelu`]);
 //! - `layer-norm`: residual + LayerNorm of `[256, 384]` ([`add_layer_norm`]);
 //! - `gelu`: the erf GELU of `[256, 1536]`.
 //!
@@ -65,6 +69,28 @@ fn int8(c: &mut Criterion) {
             b.iter(|| layer.forward_rows(&x));
         });
     }
+    group.finish();
+    let mut group = c.benchmark_group("feed-forward");
+    let inner = Int8Linear::from_f32(
+        &values(&random(&[FF, H])),
+        FF,
+        H,
+        Some(&values(&random(&[FF]))),
+    );
+    let output = Int8Linear::from_f32(
+        &values(&random(&[H, FF])),
+        H,
+        FF,
+        Some(&values(&random(&[H]))),
+    );
+    let x = values(&random(&[rows, H]));
+    group.throughput(Throughput::Elements((4 * rows * H * FF) as u64));
+    group.bench_function("fused", |b| {
+        b.iter(|| Int8Linear::feed_forward(&inner, &output, &x));
+    });
+    group.bench_function("apart", |b| {
+        b.iter(|| output.forward_rows(&inner.forward_rows_gelu(&x)));
+    });
     group.finish();
 }
 

@@ -72,9 +72,9 @@ impl candle_core::CustomOp1 for GeluErf {
 }
 
 /// The erf GELU over `xs` in place, with AVX-512 where the CPU has it:
-/// [`GeluErf`]'s body, and the epilogue of the 8-bit feed-forward product
-/// ([`crate::int8::Int8Linear::forward_rows_gelu`]), so both give the same
-/// bits.
+/// [`GeluErf`]'s body, and what the 8-bit products apply to their rows
+/// ([`crate::int8::Int8Linear::forward_rows_gelu`],
+/// [`crate::int8::Int8Linear::feed_forward`]), so all give the same bits.
 pub fn gelu_in_place(xs: &mut [f32]) {
     if simd::avx512_available() {
         #[allow(unsafe_code)]

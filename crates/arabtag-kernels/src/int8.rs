@@ -251,60 +251,94 @@ impl Int8Linear {
     }
 
     fn forward_with(&self, x: &[f32], vnni: bool, epilogue: Epilogue) -> Vec<f32> {
-        let (k, n) = (self.in_features, self.out_features);
+        let rows = self.rows_of(x);
+        par_rows(rows, self.in_features, self.out_features, x, |x, out| {
+            let out = self.task(x, out, vnni);
+            match epilogue {
+                Epilogue::None => {}
+                Epilogue::Gelu => crate::gelu::gelu_in_place(out),
+            }
+        })
+    }
+
+    /// The rows in `x`, a whole number of `[in_features]` rows.
+    fn rows_of(&self, x: &[f32]) -> usize {
+        let k = self.in_features;
         let rows = x.len().checked_div(k).unwrap_or(0);
         assert_eq!(rows * k, x.len(), "input is not [rows, {k}]");
-        if rows == 0 || n == 0 {
-            return vec![0f32; rows * n];
+        rows
+    }
+
+    /// One task's rows: `x` (`m` rows of `in_features`) quantised and
+    /// multiplied into `out` (`m` rows of `out_features`), every element
+    /// written; returns `out` as initialised floats.
+    fn task<'o>(
+        &self,
+        x: &[f32],
+        out: &'o mut [std::mem::MaybeUninit<f32>],
+        vnni: bool,
+    ) -> &'o mut [f32] {
+        let (k, n) = (self.in_features, self.out_features);
+        let m = x.len() / k;
+        assert_eq!(out.len(), m * n, "output is not [{m}, {n}]");
+        let mut quantised = vec![0u8; m * self.k4];
+        let groups = self.k4 / GROUP;
+        let mut x_scales = vec![0f32; m * groups];
+        for ((row, q), s) in x
+            .chunks_exact(k)
+            .zip(quantised.chunks_exact_mut(self.k4))
+            .zip(x_scales.chunks_exact_mut(groups))
+        {
+            quantise_row(row, q, s, vnni);
         }
-        // Not zeroed first: both kernels write every element (a zeroed
-        // buffer cost a memset of the whole output, 3.5% of NER tagging).
-        let mut out: Vec<f32> = Vec::with_capacity(rows * n);
-        // Rows per task: enough tasks for every thread twice over, each a
-        // multiple of the micro-kernel's rows, at most 16 of them.
-        let threads = rayon::current_num_threads().max(1);
-        let per_task = rows.div_ceil(2 * threads).div_ceil(MR).clamp(1, 16) * MR;
-        out.spare_capacity_mut()[..rows * n]
-            .par_chunks_mut(per_task * n)
-            .zip(x.par_chunks(per_task * k))
-            .for_each(|(out, x)| {
-                let m = x.len() / k;
-                let mut quantised = vec![0u8; m * self.k4];
-                let groups = self.k4 / GROUP;
-                let mut x_scales = vec![0f32; m * groups];
-                for ((row, q), s) in x
-                    .chunks_exact(k)
-                    .zip(quantised.chunks_exact_mut(self.k4))
-                    .zip(x_scales.chunks_exact_mut(groups))
-                {
-                    quantise_row(row, q, s, vnni);
-                }
-                if vnni {
-                    #[cfg(target_arch = "x86_64")]
-                    // SAFETY: `vnni` is only true when the CPU has AVX-512 F,
-                    // BW and VNNI (`vnni_available`); the buffers have the
-                    // sizes the kernel reads and writes (`m` rows of `k4`
-                    // bytes in, `m` rows of `n` floats out).
-                    unsafe {
-                        vnni::matmul(self, &quantised, &x_scales, out, m)
-                    };
-                    #[cfg(not(target_arch = "x86_64"))]
-                    unreachable!("VNNI on a CPU that is not x86-64");
-                } else {
-                    self.portable(&quantised, &x_scales, out, m);
-                }
-                // SAFETY: both kernels wrote all `m · n` elements of `out`
-                // (every row, every column of each).
-                let out: &mut [f32] =
-                    unsafe { std::slice::from_raw_parts_mut(out.as_mut_ptr().cast(), out.len()) };
-                match epilogue {
-                    Epilogue::None => {}
-                    Epilogue::Gelu => crate::gelu::gelu_in_place(out),
-                }
-            });
-        // SAFETY: the tasks above wrote all `rows · n` elements.
-        unsafe { out.set_len(rows * n) };
-        out
+        if vnni {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `vnni` is only true when the CPU has AVX-512 F,
+            // BW and VNNI (`vnni_available`); the buffers have the
+            // sizes the kernel reads and writes (`m` rows of `k4`
+            // bytes in, `m` rows of `n` floats out).
+            unsafe {
+                vnni::matmul(self, &quantised, &x_scales, out, m)
+            };
+            #[cfg(not(target_arch = "x86_64"))]
+            unreachable!("VNNI on a CPU that is not x86-64");
+        } else {
+            self.portable(&quantised, &x_scales, out, m);
+        }
+        // SAFETY: both kernels wrote all `m · n` elements of `out` (every
+        // row, every column of each).
+        unsafe { std::slice::from_raw_parts_mut(out.as_mut_ptr().cast(), out.len()) }
+    }
+
+    /// A feed-forward block, `output(gelu(inner(x)))` (erf GELU), each
+    /// task's rows through both products while its inner rows are still in
+    /// cache: the same bits as [`Self::forward_rows_gelu`] then
+    /// [`Self::forward_rows`] (each row's arithmetic is the same whichever
+    /// task holds it), without the `[rows, inner]` tensor between them or a
+    /// second pass over it to quantise.
+    pub fn feed_forward(inner: &Int8Linear, output: &Int8Linear, x: &[f32]) -> Vec<f32> {
+        Self::feed_forward_with(inner, output, x, vnni_available())
+    }
+
+    fn feed_forward_with(
+        inner: &Int8Linear,
+        output: &Int8Linear,
+        x: &[f32],
+        vnni: bool,
+    ) -> Vec<f32> {
+        assert_eq!(
+            inner.out_features, output.in_features,
+            "the inner layer's outputs are not the output layer's inputs"
+        );
+        let rows = inner.rows_of(x);
+        let ff = inner.out_features;
+        par_rows(rows, inner.in_features, output.out_features, x, |x, out| {
+            let m = x.len() / inner.in_features;
+            let mut hidden: Vec<f32> = Vec::with_capacity(m * ff);
+            let h = inner.task(x, &mut hidden.spare_capacity_mut()[..m * ff], vnni);
+            crate::gelu::gelu_in_place(h);
+            output.task(h, out, vnni);
+        })
     }
 
     /// The same arithmetic as the VNNI kernel, one product at a time.
@@ -336,6 +370,34 @@ impl Int8Linear {
             }
         }
     }
+}
+
+/// `out[rows, n]` from `x[rows, k]` by `body`, run on tasks of whole rows
+/// in parallel: enough tasks for every thread twice over, each a multiple
+/// of the micro-kernel's rows, at most 16 of them. `body` gets a task's
+/// input rows and its output rows, and writes every element of the latter
+/// (the output is not zeroed first: a zeroed buffer cost a memset of the
+/// whole output, 3.5% of NER tagging).
+fn par_rows(
+    rows: usize,
+    k: usize,
+    n: usize,
+    x: &[f32],
+    body: impl Fn(&[f32], &mut [std::mem::MaybeUninit<f32>]) + Sync,
+) -> Vec<f32> {
+    if rows == 0 || n == 0 {
+        return vec![0f32; rows * n];
+    }
+    let mut out: Vec<f32> = Vec::with_capacity(rows * n);
+    let threads = rayon::current_num_threads().max(1);
+    let per_task = rows.div_ceil(2 * threads).div_ceil(MR).clamp(1, 16) * MR;
+    out.spare_capacity_mut()[..rows * n]
+        .par_chunks_mut(per_task * n)
+        .zip(x.par_chunks(per_task * k))
+        .for_each(|(out, x)| body(x, out));
+    // SAFETY: `body` wrote all `rows · n` elements, task by task.
+    unsafe { out.set_len(rows * n) };
+    out
 }
 
 /// What runs on a task's output rows after the product.
@@ -600,15 +662,19 @@ impl candle_core::CustomOp1 for Int8Linear {
     }
 }
 
-/// The 8-bit product followed by the erf GELU, as one op
-/// ([`Int8Linear::forward_rows_gelu`]): what a feed-forward's first layer
-/// and [`crate::gelu::activate`] give, in one pass.
+/// A feed-forward block as one op ([`Int8Linear::feed_forward`]):
+/// `[.., in]` to `[.., out]` through the inner layer, the erf GELU and the
+/// output layer, what the inner layer's op, [`crate::gelu::GeluErf`] and the output layer's
+/// op give.
 #[derive(Debug, Clone, Copy)]
-pub struct Int8Gelu<'a>(pub &'a Int8Linear);
+pub struct Int8FeedForward<'a> {
+    pub inner: &'a Int8Linear,
+    pub output: &'a Int8Linear,
+}
 
-impl candle_core::CustomOp1 for Int8Gelu<'_> {
+impl candle_core::CustomOp1 for Int8FeedForward<'_> {
     fn name(&self) -> &'static str {
-        "int8-linear-gelu"
+        "int8-feed-forward"
     }
 
     fn cpu_fwd(
@@ -616,7 +682,31 @@ impl candle_core::CustomOp1 for Int8Gelu<'_> {
         storage: &candle_core::CpuStorage,
         layout: &candle_core::Layout,
     ) -> candle_core::Result<(candle_core::CpuStorage, candle_core::Shape)> {
-        self.0.cpu_op(self.name(), storage, layout, Epilogue::Gelu)
+        let name = self.name();
+        let x = crate::contiguous_f32(name, storage, layout)?;
+        let dims = layout.shape().dims();
+        if dims.last() != Some(&self.inner.in_features) {
+            candle_core::bail!(
+                "{}: input {:?}, expected [.., {}]",
+                name,
+                dims,
+                self.inner.in_features
+            );
+        }
+        if self.inner.out_features != self.output.in_features {
+            candle_core::bail!(
+                "{}: the inner layer gives {} features, the output layer takes {}",
+                name,
+                self.inner.out_features,
+                self.output.in_features
+            );
+        }
+        let out = Int8Linear::feed_forward(self.inner, self.output, x);
+        let mut out_dims = dims.to_vec();
+        if let Some(last) = out_dims.last_mut() {
+            *last = self.output.out_features;
+        }
+        Ok((candle_core::CpuStorage::F32(out), out_dims.into()))
     }
 }
 

@@ -106,17 +106,79 @@ fn the_fused_gelu_gives_the_bits_of_the_gelu_op_after_the_product() {
             .to_vec1::<f32>()
             .unwrap();
         assert_eq!(layer.forward_rows_gelu(&x), separate, "{m}×{k}×{n}");
-        // And through the op, on a [b, s, k] input.
-        let xs = Tensor::from_vec(x.clone(), (1, m, k), &Device::Cpu).unwrap();
-        let op = xs
-            .apply_op1_no_bwd(&Int8Gelu(&layer))
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1::<f32>()
-            .unwrap();
-        assert_eq!(op, separate);
     }
+}
+
+#[test]
+fn the_fused_feed_forward_gives_the_bits_of_its_two_products() {
+    use candle_core::{Device, Tensor};
+    // One row, a remainder after blocks of MR, several tasks, and widths
+    // that are not multiples of the group or the panel.
+    for (m, h, ff) in [(1, 384, 1536), (13, 64, 100), (70, 96, 256), (257, 40, 70)] {
+        let x = noise(m * h, 21);
+        let inner = Int8Linear::from_f32(&noise(ff * h, 22), ff, h, Some(&noise(ff, 23)));
+        let output = Int8Linear::from_f32(&noise(h * ff, 24), h, ff, Some(&noise(h, 25)));
+        let vnni = vnni_available();
+        let apart = output.forward_with(
+            &inner.forward_with(&x, vnni, Epilogue::Gelu),
+            vnni,
+            Epilogue::None,
+        );
+        assert_eq!(apart.len(), m * h);
+        assert_eq!(
+            Int8Linear::feed_forward(&inner, &output, &x),
+            apart,
+            "{m}×{h}×{ff}"
+        );
+        if vnni {
+            assert_eq!(
+                Int8Linear::feed_forward_with(&inner, &output, &x, false),
+                apart,
+                "{m}×{h}×{ff}, portable"
+            );
+        }
+        let xs = Tensor::from_vec(x, (1, m, h), &Device::Cpu).unwrap();
+        let op = xs
+            .apply_op1_no_bwd(&Int8FeedForward {
+                inner: &inner,
+                output: &output,
+            })
+            .unwrap();
+        assert_eq!(op.dims(), &[1, m, h]);
+        assert_eq!(op.flatten_all().unwrap().to_vec1::<f32>().unwrap(), apart);
+    }
+}
+
+#[test]
+fn the_feed_forward_op_names_a_shape_that_does_not_fit() {
+    use candle_core::{Device, Tensor};
+    let inner = Int8Linear::from_f32(&noise(8 * 4, 1), 8, 4, None);
+    let output = Int8Linear::from_f32(&noise(4 * 8, 2), 4, 8, None);
+    let xs = Tensor::from_vec(noise(2 * 5, 3), (2, 5), &Device::Cpu).unwrap();
+    let err = xs
+        .apply_op1_no_bwd(&Int8FeedForward {
+            inner: &inner,
+            output: &output,
+        })
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("int8-feed-forward") && err.contains("[2, 5]"),
+        "{err}"
+    );
+    let wrong = Int8Linear::from_f32(&noise(4 * 6, 2), 4, 6, None);
+    let xs = Tensor::from_vec(noise(2 * 4, 3), (2, 4), &Device::Cpu).unwrap();
+    let err = xs
+        .apply_op1_no_bwd(&Int8FeedForward {
+            inner: &inner,
+            output: &wrong,
+        })
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("gives 8 features") && err.contains("takes 6"),
+        "{err}"
+    );
 }
 
 #[test]

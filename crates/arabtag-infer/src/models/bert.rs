@@ -15,7 +15,7 @@ use candle_nn::{Activation, LayerNorm, VarBuilder};
 use serde::Deserialize;
 
 use arabtag_kernels::{
-    FusedAttention, Int8Gelu, Int8Linear, activate, add_layer_norm, attention_bias,
+    FusedAttention, Int8FeedForward, Int8Linear, activate, add_layer_norm, attention_bias,
     avx512_available, masked_softmax,
 };
 
@@ -293,23 +293,25 @@ impl BertLayer {
             &self.attention_out.forward(&context)?,
             Some(xs),
         )?;
-        let inner = match &self.intermediate {
-            // The erf GELU fused into the 8-bit product (the same bits as
-            // `activate` after it, one pass fewer over the widest tensor).
-            Linear::Int8 { layer, .. }
+        let fed = match (&self.intermediate, &self.output) {
+            // The whole feed-forward as one op on 8-bit layers: the erf GELU
+            // and the output layer's quantisation on each task's rows while
+            // they are in cache (the same bits as the products apart, with
+            // `activate` between them; no `[b, s, ff]` tensor).
+            (Linear::Int8 { layer: inner, .. }, Linear::Int8 { layer: output, .. })
                 if self.activation == Activation::Gelu && attended.dtype() == DType::F32 =>
             {
-                attended
-                    .contiguous()?
-                    .apply_op1_no_bwd(&Int8Gelu(layer.as_ref()))?
+                attended.contiguous()?.apply_op1_no_bwd(&Int8FeedForward {
+                    inner: inner.as_ref(),
+                    output: output.as_ref(),
+                })?
             }
-            _ => activate(self.activation, &self.intermediate.forward(&attended)?)?,
+            _ => self.output.forward(&activate(
+                self.activation,
+                &self.intermediate.forward(&attended)?,
+            )?)?,
         };
-        add_layer_norm(
-            &self.output_norm,
-            &self.output.forward(&inner)?,
-            Some(&attended),
-        )
+        add_layer_norm(&self.output_norm, &fed, Some(&attended))
     }
 }
 
