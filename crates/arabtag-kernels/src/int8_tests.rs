@@ -67,12 +67,15 @@ fn the_vnni_kernel_and_the_portable_loop_give_the_same_bits() {
         eprintln!("no AVX-512 VNNI on this CPU: only the portable loop runs");
         return;
     }
-    // Every remainder of rows after the kernel's blocks of MR, and tasks
-    // split across threads (100 and 257 rows).
+    // Every remainder of rows after the kernel's blocks of MR, tasks split
+    // across threads (100 and 257 rows), and groups quantised sixteen at a
+    // time with a remainder and a partial group (551 inputs: 17 groups
+    // and 7).
     for (m, k, n) in [
         (1, 384, 384),
         (6, 30, 70),
         (33, 1536, 384),
+        (7, 551, 40),
         (9, 5, 130),
         (10, 64, 64),
         (11, 40, 65),
