@@ -206,6 +206,31 @@ fn stacked_layers_give_each_layer_s_outputs() {
 }
 
 #[test]
+fn layers_of_whole_panels_stack_as_their_rows_would_pack() {
+    // 64 and 128 outputs (whole panels of NR), one with a bias, over 100
+    // inputs (a partial group): the panels copied as they are must be what
+    // packing the stacked rows gives.
+    let k = 100;
+    let a = Int8Linear::from_f32(&noise(64 * k, 31), 64, k, Some(&noise(64, 32)));
+    let b = Int8Linear::from_f32(&noise(128 * k, 33), 128, k, None);
+    let fast = Int8Linear::stack(&[&a, &b]).expect("same input width");
+    let rows: Vec<i8> = (0..64)
+        .flat_map(|n| a.row(n))
+        .chain((0..128).flat_map(|n| b.row(n)))
+        .collect();
+    let bias: Vec<f32> = a.bias.iter().chain(&b.bias).copied().collect();
+    let scales: Vec<f32> = a.scales.iter().chain(&b.scales).copied().collect();
+    let packed = Int8Linear::from_i8(rows, scales, 192, k, Some(&bias));
+    assert_eq!(fast.packed, packed.packed);
+    assert_eq!(fast.shift, packed.shift);
+    assert_eq!(fast.scales, packed.scales);
+    assert_eq!(fast.bias, packed.bias);
+    assert!(fast.has_bias);
+    let x = noise(9 * k, 34);
+    assert_eq!(fast.forward_rows(&x), packed.forward_rows(&x));
+}
+
+#[test]
 fn weights_stored_as_8_bit_rows_load_exactly() {
     let (n, k) = (3, 5);
     let rows: Vec<i8> = vec![127, -127, 0, 5, -3, 1, 2, 3, 4, 5, 0, 0, 0, 0, 0];
@@ -230,4 +255,36 @@ fn weights_stored_as_8_bit_rows_load_exactly() {
     }
     // An all-zero input row gives the bias (here none: zeros).
     assert_eq!(layer.forward_rows(&[0.0; 5]), vec![0.0; 3]);
+}
+
+#[test]
+fn weight_rows_quantise_to_the_same_bits_with_avx512() {
+    if !quantise_weights_wide() {
+        eprintln!("no AVX-512 BW on this CPU: only the scalar loop runs");
+        return;
+    }
+    let mut rows: Vec<Vec<f32>> = [1usize, 15, 16, 17, 384, 1000]
+        .iter()
+        .map(|&n| noise(n, n as u64))
+        .collect();
+    // Ties to even once scaled (the max is 127: the scale is 1), and an
+    // all-zero row (scale 1, all zeros).
+    rows.push(vec![127.0, 2.5, -3.5, 0.5, -0.5, 126.5, -126.5, 1.5, -0.0]);
+    rows.push(vec![0.0; 40]);
+    for row in rows {
+        let (mut narrow, mut wide) = (vec![0i8; row.len()], vec![0i8; row.len()]);
+        let s_narrow = quantise_weight_row(&row, &mut narrow, false);
+        let s_wide = quantise_weight_row(&row, &mut wide, true);
+        assert_eq!(
+            s_narrow.to_bits(),
+            s_wide.to_bits(),
+            "{} weights",
+            row.len()
+        );
+        assert_eq!(narrow, wide, "{} weights", row.len());
+    }
+    let ties = [127.0, 2.5, -3.5, 0.5, -0.5, 126.5, -126.5, 1.5];
+    let mut q = [0i8; 8];
+    quantise_weight_row(&ties, &mut q, true);
+    assert_eq!(q, [127, 2, -4, 0, 0, 126, -126, 2]);
 }
