@@ -118,8 +118,9 @@ fn quantise_weights_wide() -> bool {
 /// One weight row to 8 bits, symmetric (`max |w| / 127`, round to nearest
 /// even, within ±127), into `q`; returns the scale. `wide`: with AVX-512
 /// (the same bits: the max is exact in any order, the rest is the same
-/// operations lane by lane), which took the 12 layers of e5 from 4 bits to
-/// 8 at start-up where the scalar loop was a sixth of the load.
+/// operations lane by lane). With it, the scalar loop's 6.5% of the start's
+/// CPU time fell to about 2%, and e5's 12 layers load in 103 ms, not 128
+/// (2-core Intel Xeon).
 fn quantise_weight_row(row: &[f32], q: &mut [i8], wide: bool) -> f32 {
     #[cfg(target_arch = "x86_64")]
     if wide {
@@ -562,6 +563,9 @@ mod vnni {
     #[target_feature(enable = "avx512f,avx512bw")]
     pub(super) unsafe fn quantise_row(row: &[f32], q: &mut [u8], scales: &mut [f32]) {
         const BATCH: usize = 16;
+        // What the unchecked loads and stores below rely on.
+        assert!(q.len() >= row.len().div_ceil(GROUP) * GROUP);
+        assert!(scales.len() >= row.len().div_ceil(GROUP));
         let offset = _mm_set1_epi8(-128);
         let full = row.len() / GROUP;
         let (one, d127, zero) = (
@@ -804,8 +808,8 @@ impl candle_core::CustomOp1 for Int8Linear {
 
 /// A feed-forward block as one op ([`Int8Linear::feed_forward`]):
 /// `[.., in]` to `[.., out]` through the inner layer, the erf GELU and the
-/// output layer, what the inner layer's op, [`crate::gelu::GeluErf`] and the output layer's
-/// op give.
+/// output layer: what the inner layer's op, [`crate::gelu::GeluErf`] and
+/// the output layer's op give one after another.
 #[derive(Debug, Clone, Copy)]
 pub struct Int8FeedForward<'a> {
     pub inner: &'a Int8Linear,
