@@ -259,7 +259,7 @@ fn weights_stored_as_8_bit_rows_load_exactly() {
 
 #[test]
 fn weight_rows_quantise_to_the_same_bits_with_avx512() {
-    if !quantise_weights_wide() {
+    if !vnni_available() {
         eprintln!("no AVX-512 BW on this CPU: only the scalar loop runs");
         return;
     }
