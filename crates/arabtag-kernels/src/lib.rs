@@ -8,7 +8,8 @@
 //!
 //! - [`attention`]: BERT self-attention from stacked q/k/v states to the
 //!   context, without `[b, heads, s, s]` tensors ([`FusedAttention`]).
-//! - [`int8`]: linear layers as 8-bit integer products ([`Int8Linear`]).
+//! - [`int8`]: linear layers as 8-bit integer products ([`Int8Linear`]), on
+//!   AMX tiles, AVX-512 VNNI or a portable loop ([`int8_kernel`]).
 //! - [`norm`]: residual + LayerNorm in one sweep ([`add_layer_norm`]).
 //! - [`gelu`]: the erf GELU with a rational erf ([`activate`]).
 //! - [`softmax`]: softmax with the padding bias added on the way
@@ -29,7 +30,7 @@ pub mod softmax;
 
 pub use attention::FusedAttention;
 pub use gelu::{GeluErf, activate, erf_f32};
-pub use int8::{Int8FeedForward, Int8Linear, vnni_available};
+pub use int8::{Int8FeedForward, Int8Linear, int8_kernel, vnni_available};
 pub use norm::{AddLayerNorm, add_layer_norm};
 pub use simd::avx512_available;
 pub use softmax::{MaskedSoftmax, attention_bias, exp_f32, masked_softmax};

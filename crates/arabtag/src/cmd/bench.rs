@@ -81,6 +81,7 @@ fn print_report(report: &BenchReport) {
         peer_tf,
         ..
     } = report;
+    println!("8-bit products: {}", arabtag_bench::int8_kernel());
     // Agreement first: a speed ratio means something only between outputs
     // that agree.
     if let Some(agree) = peer.get("agreement") {
