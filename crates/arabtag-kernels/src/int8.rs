@@ -419,13 +419,20 @@ impl Int8Linear {
 
     fn forward_with(&self, x: &[f32], kernel: Kernel, epilogue: Epilogue) -> Vec<f32> {
         let rows = self.rows_of(x);
-        par_rows(rows, self.in_features, self.out_features, x, |x, out| {
-            let out = self.task(x, out, kernel);
-            match epilogue {
-                Epilogue::None => {}
-                Epilogue::Gelu => crate::gelu::gelu_in_place(out),
-            }
-        })
+        par_rows(
+            rows,
+            self.in_features,
+            self.out_features,
+            x,
+            kernel.rows(),
+            |x, out| {
+                let out = self.task(x, out, kernel);
+                match epilogue {
+                    Epilogue::None => {}
+                    Epilogue::Gelu => crate::gelu::gelu_in_place(out),
+                }
+            },
+        )
     }
 
     /// The rows in `x`, a whole number of `[in_features]` rows.
@@ -502,13 +509,20 @@ impl Int8Linear {
         );
         let rows = inner.rows_of(x);
         let ff = inner.out_features;
-        par_rows(rows, inner.in_features, output.out_features, x, |x, out| {
-            let m = x.len() / inner.in_features;
-            let mut hidden: Vec<f32> = Vec::with_capacity(m * ff);
-            let h = inner.task(x, &mut hidden.spare_capacity_mut()[..m * ff], kernel);
-            crate::gelu::gelu_in_place(h);
-            output.task(h, out, kernel);
-        })
+        par_rows(
+            rows,
+            inner.in_features,
+            output.out_features,
+            x,
+            kernel.rows(),
+            |x, out| {
+                let m = x.len() / inner.in_features;
+                let mut hidden: Vec<f32> = Vec::with_capacity(m * ff);
+                let h = inner.task(x, &mut hidden.spare_capacity_mut()[..m * ff], kernel);
+                crate::gelu::gelu_in_place(h);
+                output.task(h, out, kernel);
+            },
+        )
     }
 
     /// The same arithmetic as the VNNI kernel, one product at a time.
@@ -542,9 +556,25 @@ impl Int8Linear {
     }
 }
 
+/// Most rows in one task of [`par_rows`] (a multiple of both kernels' row
+/// blocks).
+const TASK_ROWS: usize = 96;
+const _: () = assert!(TASK_ROWS.is_multiple_of(MR) && TASK_ROWS.is_multiple_of(32));
+
+impl Kernel {
+    /// The rows the kernel takes at a time (a task holds a multiple).
+    fn rows(self) -> usize {
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Amx => amx::ROWS,
+            _ => MR,
+        }
+    }
+}
+
 /// `out[rows, n]` from `x[rows, k]` by `body`, run on tasks of whole rows
 /// in parallel: enough tasks for every thread twice over, each a multiple
-/// of the micro-kernel's rows, at most 16 of them. `body` gets a task's
+/// of `unit` rows (the kernel's block), at most [`TASK_ROWS`]. `body` gets a task's
 /// input rows and its output rows, and writes every element of the latter
 /// (the output is not zeroed first: a zeroed buffer cost a memset of the
 /// whole output, 3.5% of NER tagging).
@@ -553,6 +583,7 @@ fn par_rows(
     k: usize,
     n: usize,
     x: &[f32],
+    unit: usize,
     body: impl Fn(&[f32], &mut [std::mem::MaybeUninit<f32>]) + Sync,
 ) -> Vec<f32> {
     if rows == 0 || n == 0 {
@@ -560,7 +591,11 @@ fn par_rows(
     }
     let mut out: Vec<f32> = Vec::with_capacity(rows * n);
     let threads = rayon::current_num_threads().max(1);
-    let per_task = rows.div_ceil(2 * threads).div_ceil(MR).clamp(1, 16) * MR;
+    let per_task = rows
+        .div_ceil(2 * threads)
+        .div_ceil(unit)
+        .clamp(1, TASK_ROWS / unit)
+        * unit;
     out.spare_capacity_mut()[..rows * n]
         .par_chunks_mut(per_task * n)
         .zip(x.par_chunks(per_task * k))

@@ -27,7 +27,7 @@ use std::arch::x86_64::*;
 use super::{GROUP, Int8Linear, NR};
 
 // A group is one tile row of inputs (32 bytes) and 8 rows of weights.
-const _: () = assert!(GROUP == 32 && NR.is_multiple_of(COLS));
+const _: () = assert!(GROUP == 32 && NR.is_multiple_of(COLS) && ROWS == 32);
 
 /// Input rows per block: two tiles of 16.
 pub(super) const ROWS: usize = 32;

@@ -38,8 +38,8 @@
 //! description = "…"                  # optional
 //! dtype = "f32"                      # f32 | f16 | bf16 (DEFAULT_DTYPE)
 //! int8 = true                        # the encoder layers' matrices as 8-bit integer products
-//!                                    # (arabtag_kernels::int8; BERT, XLM-R and e5; AVX-512 VNNI where the
-//!                                    # CPU has it, the same bits by a slow loop elsewhere;
+//!                                    # (arabtag_kernels::int8; BERT, XLM-R and e5; AMX tiles or AVX-512
+//!                                    # VNNI where the CPU has them, the same bits by a slow loop elsewhere;
 //!                                    # takes precedence over source.e5.quantized) (DEFAULT_INT8)
 //!
 //! # The source: exactly one of [source.local], [source.hub], [source.e5].
