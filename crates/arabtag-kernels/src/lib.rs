@@ -30,7 +30,9 @@ pub mod softmax;
 
 pub use attention::FusedAttention;
 pub use gelu::{GeluErf, activate, erf_f32};
-pub use int8::{Int8FeedForward, Int8Linear, int8_kernel, vnni_available};
+pub use int8::{
+    Int8FeedForward, Int8Linear, KernelTiming, int8_kernel, time_kernels, vnni_available,
+};
 pub use norm::{AddLayerNorm, add_layer_norm};
 pub use simd::avx512_available;
 pub use softmax::{MaskedSoftmax, attention_bias, exp_f32, masked_softmax};

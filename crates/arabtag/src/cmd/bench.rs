@@ -82,6 +82,16 @@ fn print_report(report: &BenchReport) {
         ..
     } = report;
     println!("8-bit products: {}", arabtag_bench::int8_kernel());
+    let [rows, inp, out] = arabtag_bench::INT8_PRODUCT;
+    let times: Vec<String> = report
+        .int8_products
+        .iter()
+        .map(|t| format!("{} {:.3} ms", t.kernel, 1e3 * t.seconds))
+        .collect();
+    println!(
+        "one 8-bit product {rows}x{inp}->{out}, median of 11: {}",
+        times.join(", ")
+    );
     // Agreement first: a speed ratio means something only between outputs
     // that agree.
     if let Some(agree) = peer.get("agreement") {
