@@ -10,7 +10,6 @@ use arabtag_records::inputs::Input;
 use arabtag_records::{Document, Record, Span, error_chain};
 use arabtag_tokenizer::SubwordEncoder;
 use candle_core::Tensor;
-use rayon::prelude::*;
 
 use crate::InferError;
 use crate::config::VerifiedModel;
@@ -252,27 +251,34 @@ impl Tagger {
                 work,
                 ..self.segment_encoder()
             };
-            // Documents side by side on rayon's threads, as the NER batches.
-            records
-                .par_iter_mut()
+            // Every document's segments scored together, batched across
+            // documents as NER's windows are (`scores_documents`).
+            let todo: Vec<(usize, Vec<Span>)> = records
+                .iter()
                 .zip(&texts)
-                .for_each(|(record, text)| {
-                    if record.error.is_some() {
-                        return;
-                    }
-                    let spans = segment_spans(text);
-                    let result = scorer.scores(&enc, text, &spans).and_then(|mut scores| {
-                        self.model.calibrate(&mut scores);
-                        label_segments(&spans, &scores, thresholds)
-                    });
-                    match result {
-                        Ok(segments) => record.segments = segments,
-                        Err(e) => {
-                            record.entities.clear();
-                            record.error = Some(error_chain(&e));
-                        }
-                    }
+                .enumerate()
+                .filter(|(_, (record, _))| record.error.is_none())
+                .map(|(i, (_, text))| (i, segment_spans(text)))
+                .collect();
+            let inputs: Vec<(&str, &[Span])> = todo
+                .iter()
+                .map(|(i, spans)| (texts[*i], spans.as_slice()))
+                .collect();
+            let results = scorer.scores_documents(&enc, &inputs);
+            for ((i, spans), result) in todo.iter().zip(results) {
+                let record = &mut records[*i];
+                let result = result.and_then(|mut scores| {
+                    self.model.calibrate(&mut scores);
+                    label_segments(spans, &scores, thresholds)
                 });
+                match result {
+                    Ok(segments) => record.segments = segments,
+                    Err(e) => {
+                        record.entities.clear();
+                        record.error = Some(error_chain(&e));
+                    }
+                }
+            }
         }
         Ok(records)
     }

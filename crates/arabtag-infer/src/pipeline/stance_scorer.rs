@@ -11,6 +11,7 @@
 use arabtag_records::{CharText, Span};
 use arabtag_tokenizer::SubwordEncoder;
 use candle_core::{D, DType, Device, Tensor};
+use rayon::prelude::*;
 
 use super::batch::{PackedBatch, Wrapping, budget_runs, pack_rows};
 use super::stance::StanceScores;
@@ -171,11 +172,55 @@ impl StanceScorer {
         text: &str,
         spans: &[Span],
     ) -> Result<Vec<StanceScores>, InferError> {
-        let chars = CharText::new(text);
-        let segments: Vec<&str> = spans
+        self.score_segments(enc, &segment_texts(text, spans))
+    }
+
+    /// [`Self::scores`] of several documents, `(text, spans)` each, in
+    /// order. The head and the prototypes score every document's segments
+    /// together: one sort by length and one set of batches across the
+    /// documents, as NER batches its windows, instead of a few small,
+    /// padded batches a document. Should that fail anywhere, each document
+    /// is scored on its own, so that an error is charged only to the
+    /// document that causes it. NLI scores document by document.
+    pub fn scores_documents(
+        &self,
+        enc: &SegmentEncoder<'_>,
+        docs: &[(&str, &[Span])],
+    ) -> Vec<Result<Vec<StanceScores>, InferError>> {
+        let each = || {
+            docs.par_iter()
+                .map(|(text, spans)| self.scores(enc, text, spans))
+                .collect()
+        };
+        if matches!(self, Self::Nli { .. }) || docs.len() < 2 {
+            return each();
+        }
+        let per_doc: Vec<Vec<String>> = docs
             .iter()
-            .map(|s| chars.slice(s.start, s.end).unwrap_or_default())
+            .map(|(text, spans)| segment_texts(text, spans))
             .collect();
+        let all: Vec<String> = per_doc.iter().flatten().cloned().collect();
+        match self.score_segments(enc, &all) {
+            Ok(scores) => {
+                let mut scores = scores.into_iter();
+                per_doc
+                    .iter()
+                    .map(|segments| Ok(scores.by_ref().take(segments.len()).collect()))
+                    .collect()
+            }
+            Err(err) => {
+                tracing::debug!(error = %err, docs = docs.len(), "stance across documents failed; scoring them one by one");
+                each()
+            }
+        }
+    }
+
+    /// The scores of `segments`, one row each.
+    fn score_segments(
+        &self,
+        enc: &SegmentEncoder<'_>,
+        segments: &[String],
+    ) -> Result<Vec<StanceScores>, InferError> {
         match self {
             Self::Prototypes { prefix, prototypes } => {
                 let texts: Vec<String> = segments.iter().map(|s| format!("{prefix}{s}")).collect();
@@ -204,14 +249,22 @@ impl StanceScorer {
                     encoder: encoder.as_deref().unwrap_or(enc.encoder),
                     ..*enc
                 };
-                // Per segment, the token-weighted mean of its parts' outputs.
-                let texts: Vec<String> = segments.iter().map(|s| s.to_string()).collect();
-                let mut sums = vec![([0.0f64; 3], 0usize); texts.len()];
-                for batch in enc.batches(&texts)? {
-                    let hidden = enc.encoder.forward(&batch.ids, &batch.mask)?;
-                    let probs = candle_nn::ops::sigmoid(&head.forward(&hidden, &batch.mask)?)?
-                        .to_vec2::<f32>()?;
-                    work::finish(enc.work, batch.rows.len());
+                // Per segment, the token-weighted mean of its parts' outputs,
+                // added up in batch order. The batches run side by side on
+                // rayon's threads, as NER's do.
+                let mut sums = vec![([0.0f64; 3], 0usize); segments.len()];
+                let batches = enc.batches(segments)?;
+                let probs = batches
+                    .par_iter()
+                    .map(|batch| {
+                        let hidden = enc.encoder.forward(&batch.ids, &batch.mask)?;
+                        let probs = candle_nn::ops::sigmoid(&head.forward(&hidden, &batch.mask)?)?
+                            .to_vec2::<f32>()?;
+                        work::finish(enc.work, batch.rows.len());
+                        Ok(probs)
+                    })
+                    .collect::<Result<Vec<_>, InferError>>()?;
+                for (batch, probs) in batches.iter().zip(probs) {
                     for (row, (text, weight)) in probs.iter().zip(&batch.rows) {
                         let (sum, total) = &mut sums[*text];
                         for (s, o) in sum.iter_mut().zip(order) {
@@ -232,7 +285,7 @@ impl StanceScorer {
                 contradiction,
             } => {
                 let mut scores = Vec::with_capacity(segments.len());
-                for segment in &segments {
+                for segment in segments {
                     let mut s = [0.0; 3];
                     for (i, hypothesis) in hypotheses.iter().enumerate() {
                         s[i] = entailment_probability(
@@ -250,6 +303,16 @@ impl StanceScorer {
             }
         }
     }
+}
+
+/// The text of each of `spans` (characters of `text`; an out-of-range span
+/// gives "").
+fn segment_texts(text: &str, spans: &[Span]) -> Vec<String> {
+    let chars = CharText::new(text);
+    spans
+        .iter()
+        .map(|s| chars.slice(s.start, s.end).unwrap_or_default().to_owned())
+        .collect()
 }
 
 /// The probability that `premise` entails `hypothesis` (HF's zero-shot

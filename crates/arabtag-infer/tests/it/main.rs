@@ -12,3 +12,4 @@ mod models_e5;
 mod models_heads;
 mod pipeline;
 mod pipeline_proclitics;
+mod pipeline_stance;

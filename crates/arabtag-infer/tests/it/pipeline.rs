@@ -83,15 +83,15 @@ fn single_words() -> Vec<&'static str> {
 }
 
 /// A Unigram tokenizer behind a Metaspace pre-tokenizer with `<s> $A </s>`.
-fn tokenizer(dir: &Path) -> SubwordEncoder {
+pub(crate) fn tokenizer(dir: &Path) -> SubwordEncoder {
     let pieces: Vec<&str> = PIECES.iter().map(|(p, _, _)| *p).collect();
     common::unigram_tokenizer(dir, &pieces)
 }
 
-const VOCAB: usize = 5 + PIECES.len();
+pub(crate) const VOCAB: usize = 5 + PIECES.len();
 
 /// candle-transformers' BERT as our `Encoder`.
-struct TinyBert {
+pub(crate) struct TinyBert {
     model: BertModel,
     config: Config,
 }
@@ -127,7 +127,7 @@ impl Encoder for TinyBert {
 /// to tag something failed about one run in twenty): what candle set to a
 /// constant (LayerNorm) stays; the rest is normal with a spread of one over
 /// the square root of its last dimension.
-fn tiny_bert(max_positions: usize) -> (TinyBert, candle_nn::Linear) {
+pub(crate) fn tiny_bert(max_positions: usize) -> (TinyBert, candle_nn::Linear) {
     let config = Config {
         vocab_size: VOCAB,
         hidden_size: 32,
@@ -166,8 +166,8 @@ fn tiny_bert(max_positions: usize) -> (TinyBert, candle_nn::Linear) {
 /// One-hot ids as hidden states; with [`lexicon_head`], each piece gets its
 /// label from [`PIECES`]. Fails on a batch holding `poison`.
 #[derive(Debug)]
-struct Lexicon {
-    poison: Option<u32>,
+pub(crate) struct Lexicon {
+    pub(crate) poison: Option<u32>,
 }
 
 impl Encoder for Lexicon {
@@ -216,7 +216,7 @@ fn options<'a>(window: usize, stride: usize, batch_size: usize) -> NerOptions<'a
 }
 
 /// Deterministic pseudo-random words of [`single_words`].
-fn random_words(n: usize, seed: u64) -> Vec<&'static str> {
+pub(crate) fn random_words(n: usize, seed: u64) -> Vec<&'static str> {
     random_words_of(&single_words(), n, seed)
 }
 
