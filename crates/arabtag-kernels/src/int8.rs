@@ -128,6 +128,20 @@ pub fn int8_kernel() -> &'static str {
     &choice().1
 }
 
+/// `len` reproducible values in [-1, 1] (xorshift from `seed`), for the
+/// products [`time_kernels`] and the AMX self-check run.
+fn sample_values(len: usize, seed: u32) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
+    (0..len)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 17;
+            s ^= s << 5;
+            (s % 2001) as f32 / 1000.0 - 1.0
+        })
+        .collect()
+}
+
 /// One 8-bit product timed on a kernel ([`time_kernels`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct KernelTiming {
@@ -144,19 +158,8 @@ pub struct KernelTiming {
 /// times slower). The median of `runs` runs after one untimed run, each
 /// kernel in turn. All kernels give the same bits (checked here too).
 pub fn time_kernels(rows: usize, k: usize, n: usize, runs: usize) -> Vec<KernelTiming> {
-    let noise = |len: usize, seed: u32| -> Vec<f32> {
-        let mut s = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
-        (0..len)
-            .map(|_| {
-                s ^= s << 13;
-                s ^= s >> 17;
-                s ^= s << 5;
-                (s % 2001) as f32 / 1000.0 - 1.0
-            })
-            .collect()
-    };
-    let layer = Int8Linear::from_f32(&noise(n * k, 7), n, k, Some(&noise(n, 8)));
-    let x = noise(rows * k, 9);
+    let layer = Int8Linear::from_f32(&sample_values(n * k, 7), n, k, Some(&sample_values(n, 8)));
+    let x = sample_values(rows * k, 9);
     let mut kernels = Vec::new();
     if kernel() == Kernel::Amx {
         kernels.push((Kernel::Amx, "amx"));
@@ -200,19 +203,8 @@ pub fn time_kernels(rows: usize, k: usize, n: usize, runs: usize) -> Vec<KernelT
 #[cfg(target_arch = "x86_64")]
 fn amx_self_check() -> Option<String> {
     let (m, k, n) = (2 * amx::ROWS + 5, 100, 80);
-    let noise = |len: usize, seed: u32| -> Vec<f32> {
-        let mut s = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
-        (0..len)
-            .map(|_| {
-                s ^= s << 13;
-                s ^= s >> 17;
-                s ^= s << 5;
-                (s % 2001) as f32 / 1000.0 - 1.0
-            })
-            .collect()
-    };
-    let layer = Int8Linear::from_f32(&noise(n * k, 1), n, k, Some(&noise(n, 2)));
-    let x = noise(m * k, 3);
+    let layer = Int8Linear::from_f32(&sample_values(n * k, 1), n, k, Some(&sample_values(n, 2)));
+    let x = sample_values(m * k, 3);
     // On this thread, not the pool's: `choice` may run inside a task.
     let run = |kernel| {
         let mut out = Vec::with_capacity(m * n);

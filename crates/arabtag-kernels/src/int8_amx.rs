@@ -290,27 +290,8 @@ unsafe fn block<U: TileUnit>(
         }
     }
     for (r, sums) in sums.iter().enumerate() {
-        let row = r0 + r;
-        for (c, sum) in sums.iter().enumerate() {
-            let col = col0 + c * 16;
-            if col >= n {
-                break;
-            }
-            let lanes = (n - col).min(16);
-            let mask: __mmask16 = if lanes == 16 {
-                0xffff
-            } else {
-                (1u16 << lanes) - 1
-            };
-            // SAFETY: the masked loads and the store touch columns
-            // col..col + lanes of vectors of length n, and row `row` of
-            // `out`, all in bounds.
-            unsafe {
-                let w_scale = _mm512_maskz_loadu_ps(mask, layer.scales.as_ptr().add(col));
-                let bias = _mm512_maskz_loadu_ps(mask, layer.bias.as_ptr().add(col));
-                let y = _mm512_add_ps(_mm512_mul_ps(*sum, w_scale), bias);
-                _mm512_mask_storeu_ps(out.as_mut_ptr().add(row * n + col).cast(), mask, y);
-            }
-        }
+        // SAFETY: the CPU has AVX-512 F (the caller's); row r0 + r < m of
+        // `out` exists.
+        unsafe { super::vnni::store_row(layer, sums, out, r0 + r, col0) };
     }
 }

@@ -234,27 +234,47 @@ unsafe fn block<const R: usize>(
         }
     }
     for (r, sums) in tile.iter().enumerate() {
-        let row = r0 + r;
-        for (c, sum) in sums.iter().enumerate() {
-            let col = col0 + c * 16;
-            if col >= n {
-                break;
-            }
-            let lanes = (n - col).min(16);
-            let mask: __mmask16 = if lanes == 16 {
-                0xffff
-            } else {
-                (1u16 << lanes) - 1
-            };
-            // SAFETY: the masked loads and the store touch columns
-            // col..col + lanes of vectors of length n, and row `row` of
-            // `out`, all in bounds.
-            unsafe {
-                let w_scale = _mm512_maskz_loadu_ps(mask, layer.scales.as_ptr().add(col));
-                let bias = _mm512_maskz_loadu_ps(mask, layer.bias.as_ptr().add(col));
-                let y = _mm512_add_ps(_mm512_mul_ps(*sum, w_scale), bias);
-                _mm512_mask_storeu_ps(out.as_mut_ptr().add(row * n + col).cast(), mask, y);
-            }
+        // SAFETY: row r0 + r of `out` exists (the caller's bounds).
+        unsafe { store_row(layer, sums, out, r0 + r, col0) };
+    }
+}
+
+/// Row `row`'s f32 sums for the columns from `col0` (16 a vector) scaled by
+/// the weight rows' scales and biased, `y = sum · scale + bias`, into `out`
+/// (columns past `out_features` left alone). Both kernels end with it.
+///
+/// # Safety
+/// The CPU has AVX-512 F; `out` holds row `row` of `out_features` floats.
+#[target_feature(enable = "avx512f")]
+#[inline]
+pub(super) unsafe fn store_row(
+    layer: &Int8Linear,
+    sums: &[__m512],
+    out: &mut [std::mem::MaybeUninit<f32>],
+    row: usize,
+    col0: usize,
+) {
+    let n = layer.out_features;
+    assert!(out.len() >= (row + 1) * n);
+    for (c, sum) in sums.iter().enumerate() {
+        let col = col0 + c * 16;
+        if col >= n {
+            break;
+        }
+        let lanes = (n - col).min(16);
+        let mask: __mmask16 = if lanes == 16 {
+            0xffff
+        } else {
+            (1u16 << lanes) - 1
+        };
+        // SAFETY: the masked loads and the store touch columns
+        // col..col + lanes of vectors of length n, and row `row` of
+        // `out`, all in bounds (asserted above).
+        unsafe {
+            let w_scale = _mm512_maskz_loadu_ps(mask, layer.scales.as_ptr().add(col));
+            let bias = _mm512_maskz_loadu_ps(mask, layer.bias.as_ptr().add(col));
+            let y = _mm512_add_ps(_mm512_mul_ps(*sum, w_scale), bias);
+            _mm512_mask_storeu_ps(out.as_mut_ptr().add(row * n + col).cast(), mask, y);
         }
     }
 }
