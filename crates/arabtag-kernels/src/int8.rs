@@ -462,7 +462,7 @@ impl Int8Linear {
     }
 
     /// `x` `[rows, in]` row-major → `[rows, out]`, on every rayon thread,
-    /// with the VNNI kernel when the CPU has it.
+    /// with the kernel [`int8_kernel`] names.
     pub fn forward_rows(&self, x: &[f32]) -> Vec<f32> {
         self.forward_with(x, kernel(), Epilogue::None)
     }
@@ -532,7 +532,7 @@ impl Int8Linear {
             #[cfg(target_arch = "x86_64")]
             Kernel::Vnni => unsafe { vnni::matmul(self, &quantised, &x_scales, out, m) },
             // SAFETY: `Amx` is only chosen when the CPU has AMX and VNNI and
-            // the process has the tile state (`kernel`); sizes as above.
+            // the process has the tile state (`choice`); sizes as above.
             #[cfg(target_arch = "x86_64")]
             Kernel::Amx => unsafe {
                 amx::matmul(&mut amx::Hardware, self, &quantised, &x_scales, out, m)
@@ -540,7 +540,7 @@ impl Int8Linear {
             #[cfg(not(target_arch = "x86_64"))]
             Kernel::Vnni | Kernel::Amx => unreachable!("VNNI or AMX on a CPU that is not x86-64"),
         }
-        // SAFETY: both kernels wrote all `m · n` elements of `out` (every
+        // SAFETY: every kernel writes all `m · n` elements of `out` (every
         // row, every column of each).
         unsafe { std::slice::from_raw_parts_mut(out.as_mut_ptr().cast(), out.len()) }
     }
@@ -632,8 +632,8 @@ impl Kernel {
 
 /// `out[rows, n]` from `x[rows, k]` by `body`, run on tasks of whole rows
 /// in parallel: enough tasks for every thread twice over, each a multiple
-/// of `unit` rows (the kernel's block), at most [`TASK_ROWS`]. `body` gets a task's
-/// input rows and its output rows, and writes every element of the latter
+/// of `unit` rows (the kernel's block), at most [`TASK_ROWS`]. `body` gets a
+/// task's input rows and its output rows, and writes every element of the latter
 /// (the output is not zeroed first: a zeroed buffer cost a memset of the
 /// whole output, 3.5% of NER tagging).
 fn par_rows(

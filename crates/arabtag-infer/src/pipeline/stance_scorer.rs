@@ -48,10 +48,19 @@ impl SegmentEncoder<'_> {
     /// tokens) is normalised again: nothing is cut off.
     pub fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, InferError> {
         let mut sums: Vec<Vec<f32>> = vec![Vec::new(); texts.len()];
-        for batch in self.batches(texts)? {
-            let embeddings =
-                sentence_embeddings(self.encoder, &batch.ids, &batch.mask)?.to_vec2::<f32>()?;
-            work::finish(self.work, batch.rows.len());
+        // The batches side by side on rayon's threads; their rows added up
+        // in batch order.
+        let batches = self.batches(texts)?;
+        let embedded = batches
+            .par_iter()
+            .map(|batch| {
+                let rows =
+                    sentence_embeddings(self.encoder, &batch.ids, &batch.mask)?.to_vec2::<f32>()?;
+                work::finish(self.work, batch.rows.len());
+                Ok(rows)
+            })
+            .collect::<Result<Vec<_>, InferError>>()?;
+        for (batch, embeddings) in batches.iter().zip(embedded) {
             for (row, (text, weight)) in embeddings.into_iter().zip(&batch.rows) {
                 let sum = &mut sums[*text];
                 if sum.is_empty() {
@@ -176,12 +185,16 @@ impl StanceScorer {
     }
 
     /// [`Self::scores`] of several documents, `(text, spans)` each, in
-    /// order. The head and the prototypes score every document's segments
-    /// together: one sort by length and one set of batches across the
-    /// documents, as NER batches its windows, instead of a few small,
-    /// padded batches a document. Should that fail anywhere, each document
-    /// is scored on its own, so that an error is charged only to the
-    /// document that causes it. NLI scores document by document.
+    /// order. The head scores every document's segments together: one sort
+    /// by length and one set of batches across the documents, as NER
+    /// batches its windows, instead of a few small, padded batches a
+    /// document; a segment's rows do not depend on the rows beside them, so
+    /// the scores are the same bits. Should that fail anywhere, each
+    /// document is scored on its own, so that an error is charged only to
+    /// the document that causes it. The prototypes and NLI score document
+    /// by document, side by side: the prototypes' cosines come from one
+    /// product over a document's segments, whose last bits depend on how
+    /// many there are.
     pub fn scores_documents(
         &self,
         enc: &SegmentEncoder<'_>,
@@ -192,7 +205,7 @@ impl StanceScorer {
                 .map(|(text, spans)| self.scores(enc, text, spans))
                 .collect()
         };
-        if matches!(self, Self::Nli { .. }) || docs.len() < 2 {
+        if !matches!(self, Self::Head { .. }) || docs.len() < 2 {
             return each();
         }
         let per_doc: Vec<Vec<String>> = docs
