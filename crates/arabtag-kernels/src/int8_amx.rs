@@ -19,7 +19,7 @@
 //! instruction set's pseudo-code, so that the kernel's addressing is
 //! checked bit for bit on every CPU with AVX-512 VNNI, while the hardware
 //! path runs, and is checked against the VNNI kernel, only where the CPU has
-//! AMX ([`super::kernel`]).
+//! AMX (`int8_choice.rs`).
 
 use std::arch::asm;
 use std::arch::x86_64::*;
