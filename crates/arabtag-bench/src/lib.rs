@@ -130,8 +130,11 @@ pub struct BenchReport {
 }
 
 /// The 8-bit product the bench times on each kernel: 256 rows through e5's
-/// first feed-forward matrix (`[rows, in, out]`), the median of 11 runs.
+/// first feed-forward matrix (`[rows, in, out]`), the median of
+/// [`INT8_PRODUCT_RUNS`] runs.
 pub const INT8_PRODUCT: [usize; 3] = [256, 384, 1536];
+/// Timed runs of [`INT8_PRODUCT`] on each kernel.
+pub const INT8_PRODUCT_RUNS: usize = 11;
 
 /// An entity as `(start, end, type)`, characters of the document.
 pub(crate) type Span3 = (usize, usize, String);
@@ -329,7 +332,7 @@ pub fn run(
 
     log("8-bit products…");
     let [rows, inp, out] = INT8_PRODUCT;
-    let int8_products = arabtag_kernels::time_kernels(rows, inp, out, 11);
+    let int8_products = arabtag_kernels::time_kernels(rows, inp, out, INT8_PRODUCT_RUNS);
     log("cold start…");
     let (cold_first, starts) = cold_starts(a)?;
     let cold = starts[COLD_STARTS / 2];
@@ -592,7 +595,8 @@ impl BenchReport {
             "machine": peers::machine(),
             "int8_products": {
                 "shape": INT8_PRODUCT,
-                "note": "[rows, in, out], the whole op (quantisation included) on rayon's threads, median of 11 runs, per kernel this process may run",
+                "runs": INT8_PRODUCT_RUNS,
+                "note": "[rows, in, out], the whole op (quantisation included) on rayon's threads, median of the runs, per kernel this process may run",
                 "median_seconds": self.int8_products.iter().map(|t| (t.kernel, t.seconds)).collect::<std::collections::BTreeMap<_, _>>(),
             },
             "corpus": {"documents": self.documents, "bytes": self.bytes, "tokens": self.tokens, "copies": self.copies},

@@ -208,17 +208,15 @@ impl StanceScorer {
         if !matches!(self, Self::Head { .. }) || docs.len() < 2 {
             return each();
         }
-        let per_doc: Vec<Vec<String>> = docs
-            .iter()
-            .map(|(text, spans)| segment_texts(text, spans))
-            .collect();
-        let all: Vec<String> = per_doc.iter().flatten().cloned().collect();
+        let mut all = Vec::new();
+        for (text, spans) in docs {
+            all.extend(segment_texts(text, spans));
+        }
         match self.score_segments(enc, &all) {
             Ok(scores) => {
                 let mut scores = scores.into_iter();
-                per_doc
-                    .iter()
-                    .map(|segments| Ok(scores.by_ref().take(segments.len()).collect()))
+                docs.iter()
+                    .map(|(_, spans)| Ok(scores.by_ref().take(spans.len()).collect()))
                     .collect()
             }
             Err(err) => {

@@ -89,7 +89,8 @@ fn print_report(report: &BenchReport) {
         .map(|t| format!("{} {:.3} ms", t.kernel, 1e3 * t.seconds))
         .collect();
     println!(
-        "one 8-bit product {rows}x{inp}->{out}, median of 11: {}",
+        "one 8-bit product {rows}x{inp}->{out}, median of {}: {}",
+        arabtag_bench::INT8_PRODUCT_RUNS,
         times.join(", ")
     );
     // Agreement first: a speed ratio means something only between outputs
