@@ -471,17 +471,12 @@ fn train_stance_writes_a_head_and_calibrated_thresholds() {
     );
 }
 
-/// `arabtag train stance --finetune 1`: the head file carries the top
-/// layer, `stance.json` the fine-tuning epochs, the Platt parameters and
-/// the reliability; a config naming that head (with the printed
-/// calibration) tags with it.
-#[test]
-fn train_stance_finetunes_the_top_layer_and_the_tagger_reads_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let (config, _) = setup(dir.path());
+/// Train and dev rows of the tiny stance task (`n` rows, the last 9 dev),
+/// written beside the tiny model.
+fn stance_rows(dir: &Path, n: usize) -> (PathBuf, PathBuf) {
     let mut train = String::new();
     let mut dev = String::new();
-    for i in 0..30 {
+    for i in 0..n {
         let (text, labels): (&str, &[&str]) = match i % 3 {
             0 => ("قال بوتين في موسكو", &["mediation"]),
             1 => ("روسيا الكرملين من", &["conflict", "energy"]),
@@ -489,21 +484,26 @@ fn train_stance_finetunes_the_top_layer_and_the_tagger_reads_it() {
         };
         let row = serde_json::json!({"id": format!("s{i}"), "topic": format!("t{}", i % 4),
             "text": text, "labels": labels});
-        let target = if i < 21 { &mut train } else { &mut dev };
+        let target = if i < n - 9 { &mut train } else { &mut dev };
         target.push_str(&row.to_string());
         target.push('\n');
     }
-    let (train_path, dev_path) = (dir.path().join("train.jsonl"), dir.path().join("dev.jsonl"));
+    let (train_path, dev_path) = (dir.join("train.jsonl"), dir.join("dev.jsonl"));
     std::fs::write(&train_path, &train).unwrap();
     std::fs::write(&dev_path, &dev).unwrap();
-    let out = dir.path().join("stance-ft");
+    (train_path, dev_path)
+}
+
+/// `arabtag train stance --finetune 1` on the tiny model: its output folder.
+fn finetune_stance(dir: &Path, config: &Path, train: &Path, dev: &Path) -> (PathBuf, Output) {
+    let out = dir.join("stance-ft");
     let done = arabtag(&[
         &"train",
         &"stance",
         &"--train",
-        &train_path,
+        &train,
         &"--dev",
-        &dev_path,
+        &dev,
         &"--model",
         &config,
         &"--out",
@@ -517,8 +517,25 @@ fn train_stance_finetunes_the_top_layer_and_the_tagger_reads_it() {
         &"--encoder-lr",
         &"1e-3",
     ]);
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    (out, done)
+}
+
+/// `arabtag train stance --finetune 1`: the head file carries the top
+/// layer, `stance.json` the fine-tuning epochs, the Platt parameters and
+/// the reliability; a config naming that head (with the printed
+/// calibration) tags with it.
+#[test]
+fn train_stance_finetunes_the_top_layer_and_the_tagger_reads_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (config, _) = setup(dir.path());
+    let (train_path, dev_path) = stance_rows(dir.path(), 30);
+    let (out, done) = finetune_stance(dir.path(), &config, &train_path, &dev_path);
     let err = String::from_utf8_lossy(&done.stderr);
-    assert!(done.status.success(), "{err}");
     assert!(err.contains("fine-tune epoch 2"), "{err}");
     let report: Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("stance.json")).unwrap()).unwrap();
@@ -570,4 +587,147 @@ fn train_stance_finetunes_the_top_layer_and_the_tagger_reads_it() {
     let record: Value = serde_json::from_slice(&tagged.stdout).unwrap();
     let segments = record["segments"].as_array().unwrap();
     assert_eq!(segments.len(), 2, "{record}");
+}
+
+/// `stance.trunk = "ner"`: a stance head file whose layers continue the NER
+/// network starts from the states NER's pass kept, and tags as the same
+/// head on its own network does (`trunk = "encoder"`; the tiny model's NER
+/// network is the encoder itself, so the two networks are one);
+/// `arabtag train calibrate` fits its calibration and thresholds on dev; a
+/// head file without layers is refused, naming it.
+#[test]
+fn stance_on_the_ner_network_tags_as_alone_and_calibrates() {
+    let dir = tempfile::tempdir().unwrap();
+    let (config, _) = setup(dir.path());
+    let (train, dev) = stance_rows(dir.path(), 30);
+    let (out, _) = finetune_stance(dir.path(), &config, &train, &dev);
+    let full = std::fs::read_to_string(&config).unwrap();
+    let write = |name: &str, head: &Path, trunk: &str| -> PathBuf {
+        let path = dir.path().join(name);
+        let text = format!(
+            "{full}[stance]\nmethod = \"head\"\nhead = {{ path = \"{}\", sha256 = \"{}\" }}\n{trunk}\
+             thresholds = {{ mediation = 0.5, conflict = 0.5, energy = 0.5 }}\n",
+            head.display(),
+            support::sha256(head)
+        );
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let head = out.join("head.safetensors");
+    let shared = write("shared.toml", &head, "trunk = \"ner\"\n");
+    let alone = write("alone.toml", &head, "");
+
+    // Documents of one and of several segments, one repeated.
+    let input = dir.path().join("docs.jsonl");
+    let docs = [
+        "قال بوتين في موسكو. روسيا الكرملين من.",
+        "إن في من",
+        "قال بوتين في موسكو. روسيا الكرملين من.",
+        "الكرملين قال إن روسيا في موسكو. من بوتين.\nإن في من روسيا.",
+    ];
+    let lines: Vec<String> = docs
+        .iter()
+        .enumerate()
+        .map(|(i, t)| serde_json::json!({"id": format!("d{i}"), "text": t}).to_string())
+        .collect();
+    std::fs::write(&input, lines.join("\n") + "\n").unwrap();
+    let tag = |config: &Path| -> Vec<Value> {
+        let done = arabtag(&[
+            &"tag",
+            &"--model",
+            &config,
+            &"--input-format",
+            &"jsonl",
+            &input,
+        ]);
+        assert!(
+            done.status.success(),
+            "{}",
+            String::from_utf8_lossy(&done.stderr)
+        );
+        String::from_utf8_lossy(&done.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let (a, b) = (tag(&shared), tag(&alone));
+    assert_eq!(a.len(), docs.len());
+    let mut segments = 0;
+    for (a, b) in a.iter().zip(&b) {
+        assert_eq!(a["entities"], b["entities"]);
+        let (sa, sb) = (
+            a["segments"].as_array().unwrap(),
+            b["segments"].as_array().unwrap(),
+        );
+        assert_eq!(sa.len(), sb.len(), "{a} {b}");
+        for (x, y) in sa.iter().zip(sb) {
+            segments += 1;
+            assert_eq!((&x["start"], &x["end"]), (&y["start"], &y["end"]));
+            for label in ["mediation", "conflict", "energy"] {
+                let (p, q) = (
+                    x["score"][label].as_f64().unwrap(),
+                    y["score"][label].as_f64().unwrap(),
+                );
+                assert!((p - q).abs() < 1e-4, "{label}: {p} vs {q}");
+            }
+        }
+    }
+    assert!(segments >= 6, "{a:?}");
+
+    // Calibrated on dev, whatever the trunk.
+    let cal = dir.path().join("cal");
+    let done = arabtag(&[
+        &"train",
+        &"calibrate",
+        &"--model",
+        &shared,
+        &"--dev",
+        &dev,
+        &"--out",
+        &cal,
+    ]);
+    let err = String::from_utf8_lossy(&done.stderr);
+    assert!(done.status.success(), "{err}");
+    let stdout = String::from_utf8_lossy(&done.stdout);
+    assert!(stdout.contains("thresholds = { mediation = "), "{stdout}");
+    assert!(stdout.contains("calibration = { mediation = ["), "{stdout}");
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(cal.join("calibration.json")).unwrap())
+            .unwrap();
+    assert_eq!(report["method"], "head");
+    assert_eq!(report["dev_segments"], 9);
+    assert!(
+        report["dev"]["macro_f1"].as_f64().unwrap() > 0.0,
+        "{report}"
+    );
+
+    // A head trained on the frozen encoder has no layers to branch with.
+    let probe = dir.path().join("probe");
+    let done = arabtag(&[
+        &"train",
+        &"stance",
+        &"--train",
+        &train,
+        &"--dev",
+        &dev,
+        &"--model",
+        &config,
+        &"--out",
+        &probe,
+        &"--epochs",
+        &"50",
+    ]);
+    assert!(done.status.success());
+    let layerless = write(
+        "layerless.toml",
+        &probe.join("head.safetensors"),
+        "trunk = \"ner\"\n",
+    );
+    let done = arabtag(&[&"tag", &"--model", &layerless, &input]);
+    assert!(!done.status.success());
+    let err = String::from_utf8_lossy(&done.stderr);
+    assert!(
+        err.contains("probe/head.safetensors") && err.contains("carries encoder layers"),
+        "{err}"
+    );
 }

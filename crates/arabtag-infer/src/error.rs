@@ -268,6 +268,12 @@ pub enum InferError {
     /// `ner.aggregation` that is none of the strategies.
     #[error("ner.aggregation {value} is not first, max or average")]
     UnknownAggregation { value: String },
+    /// `stance.trunk = "ner"` that the model cannot honour.
+    #[error("{}: stance.trunk = \"ner\" needs {reason}", path.display())]
+    StanceTrunk {
+        path: std::path::PathBuf,
+        reason: &'static str,
+    },
     /// `stance.labels` that do not name the guideline's three.
     #[error("stance.labels {labels:?} must name mediation, conflict and energy")]
     StanceLabels { labels: Vec<String> },

@@ -16,6 +16,7 @@ use crate::config::VerifiedModel;
 use crate::loaded::{LayerConcat, LoadOptions, LoadedModel, Precision};
 use crate::models::Encoder;
 pub use crate::pipeline::DEFAULT_BATCH_SIZE;
+use crate::pipeline::shared::{SharedStates, Tap};
 use crate::pipeline::spans::VocabularyScore;
 use crate::pipeline::stance_scorer::SegmentEncoder;
 use crate::pipeline::{
@@ -176,6 +177,14 @@ impl Tagger {
     ) -> Result<Vec<Record>, InferError> {
         let texts: Vec<&str> = docs.iter().map(|d| d.text.as_str()).collect();
         let mut records: Vec<Record> = docs.iter().map(|d| Record::new(d.id.clone())).collect();
+        // A stance head on the NER network starts from the states NER's
+        // pass kept (`stance.trunk = "ner"`).
+        let shared = self
+            .model
+            .stance()
+            .and_then(|(scorer, _)| scorer.branch())
+            .filter(|_| !self.options.raw)
+            .map(|(from, _)| SharedStates::new(from, self.model.encoder().hidden_size()));
         if let Some(task) = self.model.ner() {
             let vocabulary = self.model.vocabulary();
             let score = |f: &str| vocabulary.get(f).copied();
@@ -213,10 +222,23 @@ impl Tagger {
                 encoder: base,
                 layers: task.layers(),
             };
-            let encoder: &dyn Encoder = if task.layers().is_empty() {
-                base
-            } else {
-                &layered
+            let read_last = [base.as_bert().map_or(0, |b| b.num_layers())];
+            let tap;
+            let encoder: &dyn Encoder = match (&shared, base.as_bert()) {
+                (Some(shared), Some(network)) => {
+                    tap = Tap {
+                        network,
+                        layers: if task.layers().is_empty() {
+                            &read_last
+                        } else {
+                            task.layers()
+                        },
+                        shared,
+                    };
+                    &tap
+                }
+                _ if task.layers().is_empty() => base,
+                _ => &layered,
             };
             let model = NerModel {
                 tokenizer: self.model.tokenizer(),
@@ -249,6 +271,7 @@ impl Tagger {
         if let Some((scorer, thresholds)) = self.model.stance() {
             let enc = SegmentEncoder {
                 work,
+                shared: shared.as_ref(),
                 ..self.segment_encoder()
             };
             // Every document's segments scored together, batched across
@@ -265,6 +288,14 @@ impl Tagger {
                 .map(|(i, spans)| (texts[*i], spans.as_slice()))
                 .collect();
             let results = scorer.scores_documents(&enc, &inputs);
+            if let Some(shared) = &shared {
+                let (started, whole) = shared.counts();
+                tracing::debug!(
+                    started,
+                    whole,
+                    "stance batches started from NER's states, and run whole"
+                );
+            }
             for ((i, spans), result) in todo.iter().zip(results) {
                 let record = &mut records[*i];
                 let result = result.and_then(|mut scores| {
@@ -352,6 +383,19 @@ impl Tagger {
         &self,
         texts: &[String],
     ) -> Result<Option<Vec<StanceScores>>, InferError> {
+        let mut out = self.segment_scores_uncalibrated(texts)?;
+        if let Some(out) = &mut out {
+            self.model.calibrate(out);
+        }
+        Ok(out)
+    }
+
+    /// As [`Self::segment_scores`], without the config's
+    /// `stance.calibration`: what `arabtag train calibrate` fits it on.
+    pub fn segment_scores_uncalibrated(
+        &self,
+        texts: &[String],
+    ) -> Result<Option<Vec<StanceScores>>, InferError> {
         let Some((scorer, _)) = self.model.stance() else {
             return Ok(None);
         };
@@ -364,7 +408,6 @@ impl Tagger {
             };
             out.extend(scorer.scores(&enc, text, &[span])?);
         }
-        self.model.calibrate(&mut out);
         Ok(Some(out))
     }
 }

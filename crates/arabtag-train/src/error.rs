@@ -101,6 +101,9 @@ pub enum TrainError {
         line: usize,
         id: String,
     },
+    /// `train calibrate` with a config that has no `[stance]` task.
+    #[error("{}: the config has no [stance] task to calibrate", config.display())]
+    NoStance { config: PathBuf },
     /// A stance file without segments.
     #[error("{}: no segments", path.display())]
     NoSegments { path: PathBuf },

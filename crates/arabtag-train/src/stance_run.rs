@@ -266,6 +266,92 @@ pub fn run_stance(
     })
 }
 
+/// What `arabtag train calibrate` gave: the config's stance method's Platt
+/// parameters and thresholds, fitted on a dev file, and its dev scores.
+#[derive(Debug)]
+pub struct CalibrateOutcome {
+    pub method: &'static str,
+    pub calibration: [(f64, f64); 3],
+    pub thresholds: [f64; 3],
+    /// Dev scores before calibration (thresholds fitted on the raw scores)
+    /// and after (thresholds fitted on the calibrated ones).
+    pub raw_dev: SegmentScores,
+    pub dev: SegmentScores,
+}
+
+/// Calibrates the `[stance]` method of `model` (whatever it is, its own
+/// `stance.calibration` not applied) on `dev`: Platt scaling per label and
+/// then per-label thresholds, both fitted on dev, as `arabtag train stance`
+/// fits them for the head it trains. Writes `calibration.json` into `out`
+/// (the inputs' sha256, the parameters, the cross-fitted reliability, the
+/// dev scores).
+pub fn run_calibrate(
+    config: &Path,
+    model: &VerifiedModel,
+    dev: &Path,
+    out: &Path,
+    obs: &dyn RunObserver,
+) -> Result<CalibrateOutcome, TrainError> {
+    let tagger =
+        Tagger::load(model, TagOptions::default()).map_err(|source| TrainError::LoadModel {
+            config: config.to_owned(),
+            source,
+        })?;
+    let rows = read_rows(dev)?;
+    let texts: Vec<String> = rows.iter().map(|r| r.text.clone()).collect();
+    let started = std::time::Instant::now();
+    let Some(raw) = tagger.segment_scores_uncalibrated(&texts)? else {
+        return Err(TrainError::NoStance {
+            config: config.to_owned(),
+        });
+    };
+    obs.line(&format!(
+        "scored {} dev segments in {:.1} s",
+        rows.len(),
+        started.elapsed().as_secs_f64()
+    ));
+    let gold = targets(&rows);
+    let (_, raw_report) = method_report(&raw, &gold);
+    let topics: Vec<&str> = rows.iter().map(|r| r.topic.as_str()).collect();
+    let (platt, reliability) = calibrate(&raw, &gold, &topics);
+    let calibrated: Vec<[f64; 3]> = raw
+        .iter()
+        .map(|row| std::array::from_fn(|i| calibration::apply(platt[i], row[i])))
+        .collect();
+    let (thresholds, report) = method_report(&calibrated, &gold);
+    let method = model
+        .model()
+        .stance
+        .as_ref()
+        .map_or("none", |s| s.method.name());
+    std::fs::create_dir_all(out).map_err(|source| TrainError::Write {
+        path: out.to_owned(),
+        source,
+    })?;
+    let json = serde_json::json!({
+        "crate_version": env!("CARGO_PKG_VERSION"),
+        "model_config": config, "model_config_sha256": sha256_file(config)?,
+        "method": method,
+        "dev_file": dev, "dev_sha256": sha256_file(dev)?,
+        "dev_segments": rows.len(),
+        "calibration": STANCE_LABELS.iter().zip(platt)
+            .map(|(l, (a, b))| ((*l).to_owned(), [a, b]))
+            .collect::<std::collections::BTreeMap<_, _>>(),
+        "reliability_dev_cross_fitted": reliability,
+        "uncalibrated": raw_report,
+        "thresholds": report.thresholds, "dev": report.dev,
+        "seconds": started.elapsed().as_secs_f64(),
+    });
+    write_json(&out.join("calibration.json"), &json)?;
+    Ok(CalibrateOutcome {
+        method,
+        calibration: platt,
+        thresholds,
+        raw_dev: raw_report.dev,
+        dev: report.dev,
+    })
+}
+
 /// Fine-tunes the top `a.finetune` layers with a pooled head started from
 /// `probe` (the head trained on the frozen encoder): the state of the layer
 /// below them cached once for every segment (`texts`: train, then dev), each

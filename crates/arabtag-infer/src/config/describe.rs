@@ -156,10 +156,18 @@ fn describe_ner(ner: &NerConfig) -> String {
 fn describe_stance(stance: &StanceConfig) -> String {
     let mut out = String::new();
     let header = match &stance.method {
-        StanceMethod::Head { head, labels } => {
+        StanceMethod::Head {
+            head,
+            labels,
+            trunk,
+        } => {
             let labels: Vec<&str> = labels.iter().map(|l| l.as_str()).collect();
+            let on = match trunk {
+                crate::config::StanceTrunk::Encoder => "",
+                crate::config::StanceTrunk::Ner => ", its layers on the NER network's",
+            };
             format!(
-                "head file {} (outputs: {})",
+                "head file {} (outputs: {}{on})",
                 head.path.display(),
                 labels.join(", ")
             )

@@ -380,6 +380,9 @@ pub enum StanceMethod {
     Head {
         head: FileRef,
         labels: Vec<StanceLabel>,
+        /// What the head file's encoder layers sit on (`stance.trunk`).
+        #[serde(skip_serializing_if = "StanceTrunk::is_encoder")]
+        trunk: StanceTrunk,
     },
     /// Similarity of the segment's embedding to each label's descriptions.
     Prototypes {
@@ -405,6 +408,27 @@ impl StanceMethod {
             StanceMethod::Prototypes { .. } => "prototypes",
             StanceMethod::Nli { .. } => "nli",
         }
+    }
+}
+
+/// What a stance head file's encoder layers sit on (`stance.trunk`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StanceTrunk {
+    /// The model's encoder: the head file's layers take their places in it.
+    #[default]
+    Encoder,
+    /// The NER network (the model's encoder with the NER head file's
+    /// layers): the stance head file's layers take the places they name in
+    /// it, and stance reads the last of them. The layers below the first
+    /// are NER's: the tagger computes them once for both tasks.
+    Ner,
+}
+
+impl StanceTrunk {
+    /// The default: the model's own encoder.
+    pub fn is_encoder(&self) -> bool {
+        *self == StanceTrunk::Encoder
     }
 }
 

@@ -14,7 +14,7 @@ use super::{
     DEFAULT_QUANTIZED, DEFAULT_STRIDE, DEFAULT_TOKENIZER_FILE, DEFAULT_WEIGHTS_FILE,
     DEFAULT_WINDOW, DType, DatesConfig, E5Source, EntityType, FileRef, HYPOTHESIS_PLACEHOLDER,
     HubFile, HubSource, LocalSource, ModelConfig, NerConfig, NerContext, NerHead, Prototype,
-    Revision, SCHEMA_VERSION, Sha256, Source, StanceConfig, StanceLabel, StanceMethod,
+    Revision, SCHEMA_VERSION, Sha256, Source, StanceConfig, StanceLabel, StanceMethod, StanceTrunk,
     WINDOW_SPECIAL_TOKENS, label_type,
 };
 use crate::InferError;
@@ -155,6 +155,7 @@ struct RawStance {
     // method = "head"
     head: Option<RawPath>,
     labels: Option<Vec<String>>,
+    trunk: Option<String>,
     // method = "prototypes"
     prefix: Option<String>,
     prototypes: Option<BTreeMap<String, RawPrototype>>,
@@ -283,10 +284,11 @@ impl Validator {
                 ),
             );
         }
+        let has_ner = raw.ner.is_some();
         let ner = raw.ner.and_then(|ner| self.ner(ner, source.as_ref()));
         let stance = raw
             .stance
-            .and_then(|stance| self.stance(stance, source.as_ref()));
+            .and_then(|stance| self.stance(stance, source.as_ref(), has_ner));
         let dates = raw.dates.map(|d| DatesConfig {
             enabled: d.enabled.unwrap_or(DEFAULT_DATES_ENABLED),
         });
@@ -718,14 +720,20 @@ impl Validator {
 
     // -- stance ---------------------------------------------------------------
 
-    fn stance(&mut self, raw: RawStance, source: Option<&Source>) -> Option<StanceConfig> {
+    fn stance(
+        &mut self,
+        raw: RawStance,
+        source: Option<&Source>,
+        has_ner: bool,
+    ) -> Option<StanceConfig> {
         let before = self.problems.len();
         let method = raw.method;
         let thresholds = self.thresholds(raw.thresholds);
         let calibration = raw.calibration.map(|c| self.calibration(c));
-        let foreign: [(&str, bool, MethodName); 7] = [
+        let foreign: [(&str, bool, MethodName); 8] = [
             ("head", raw.head.is_some(), MethodName::Head),
             ("labels", raw.labels.is_some(), MethodName::Head),
+            ("trunk", raw.trunk.is_some(), MethodName::Head),
             ("prefix", raw.prefix.is_some(), MethodName::Prototypes),
             (
                 "prototypes",
@@ -762,7 +770,7 @@ impl Validator {
             }
         }
         let method = match method {
-            MethodName::Head => self.stance_head(raw.head, raw.labels),
+            MethodName::Head => self.stance_head(raw.head, raw.labels, raw.trunk, has_ner),
             MethodName::Prototypes => self.prototypes(raw.prefix, raw.prototypes),
             MethodName::Nli => self.nli(
                 raw.hypothesis_template,
@@ -859,7 +867,31 @@ impl Validator {
         &mut self,
         head: Option<RawPath>,
         labels: Option<Vec<String>>,
+        trunk: Option<String>,
+        has_ner: bool,
     ) -> Option<StanceMethod> {
+        let trunk = match trunk.as_deref() {
+            None | Some("encoder") => StanceTrunk::Encoder,
+            Some("ner") if has_ner => StanceTrunk::Ner,
+            Some("ner") => {
+                self.problem(
+                    "stance.trunk",
+                    "stance.trunk = \"ner\" puts the stance layers on the NER network, and this \
+                     config has no [ner]; add it or remove stance.trunk",
+                );
+                StanceTrunk::Encoder
+            }
+            Some(other) => {
+                self.problem(
+                    "stance.trunk",
+                    format!(
+                        "stance.trunk: `{other}` is not a trunk; give \"encoder\" (the default: \
+                         the model's encoder) or \"ner\" (the NER network's layers)"
+                    ),
+                );
+                StanceTrunk::Encoder
+            }
+        };
         let head = match head {
             Some(head) => Some(self.path_file("stance.head", head)),
             None => {
@@ -896,6 +928,7 @@ impl Validator {
         Some(StanceMethod::Head {
             head: head?,
             labels,
+            trunk,
         })
     }
 

@@ -271,7 +271,9 @@ impl ResolvedModel {
             });
         }
         if let Some(stance) = &self.stance
-            && let crate::config::StanceMethod::Head { head: file, labels } = &stance.method
+            && let crate::config::StanceMethod::Head {
+                head: file, labels, ..
+            } = &stance.method
             && let Some(head) = crate::models::head_file_labels(&file.path)?
         {
             let config: Vec<String> = labels.iter().map(|l| l.as_str().to_owned()).collect();

@@ -24,7 +24,8 @@ pub use self::ner::NerTask;
 pub use self::network::NerNetwork;
 use crate::InferError;
 use crate::config::{
-    Architecture, DType, NerHead, ResolvedSource, StanceConfig, StanceMethod, VerifiedModel,
+    Architecture, DType, NerHead, ResolvedSource, StanceConfig, StanceMethod, StanceTrunk,
+    VerifiedModel,
 };
 use crate::models::{
     BertModel, E5Model, E5Precision, Encoder, HeadChoice, HeadKind, HubOptions, PooledClassifier,
@@ -289,7 +290,11 @@ impl LoadedModel {
                     .collect();
                 StanceScorer::prototypes(&self.segment_encoder(), prefix, &descriptions)?
             }
-            StanceMethod::Head { head, labels } => {
+            StanceMethod::Head {
+                head,
+                labels,
+                trunk,
+            } => {
                 let names: Vec<String> = labels.iter().map(|l| l.as_str().to_string()).collect();
                 let mut order = [0; 3];
                 for (i, label) in STANCE_LABELS.iter().enumerate() {
@@ -299,11 +304,35 @@ impl LoadedModel {
                         }
                     })?;
                 }
+                // The network the head file's layers go into: the model's
+                // encoder, or (`stance.trunk = "ner"`) the NER network.
+                let network: &dyn Encoder = match (trunk, &self.ner) {
+                    (StanceTrunk::Ner, Some(ner)) => ner.encoder(self.encoder.as_ref()),
+                    (StanceTrunk::Ner, None) => {
+                        return Err(InferError::StanceTrunk {
+                            path: head.path.clone(),
+                            reason: "a [ner] task",
+                        });
+                    }
+                    (StanceTrunk::Encoder, _) => self.encoder.as_ref(),
+                };
                 // A head file from `arabtag train stance --finetune` carries
                 // the encoder layers it was trained with.
-                let (head, encoder) = match self.encoder.as_bert() {
+                let (head, encoder, branch) = match network.as_bert() {
                     Some(bert) => {
                         let file = load_head_file(bert, &head.path, &self.device)?;
+                        let branch = match (&file.layers, trunk) {
+                            (_, StanceTrunk::Encoder) => None,
+                            (Some((_, replaced)), StanceTrunk::Ner) => {
+                                Some(branch_layers(replaced, &head.path)?)
+                            }
+                            (None, StanceTrunk::Ner) => {
+                                return Err(InferError::StanceTrunk {
+                                    path: head.path.clone(),
+                                    reason: "a head file that carries encoder layers",
+                                });
+                            }
+                        };
                         let encoder: Option<Box<dyn Encoder>> = match file.layers {
                             None => None,
                             // The encoder runs 8-bit products: so do the
@@ -322,7 +351,13 @@ impl LoadedModel {
                             &head.path,
                             &self.device,
                         )?;
-                        (head, encoder)
+                        (head, encoder, branch)
+                    }
+                    None if *trunk == StanceTrunk::Ner => {
+                        return Err(InferError::StanceTrunk {
+                            path: head.path.clone(),
+                            reason: "a BERT-family encoder (BERT, XLM-RoBERTa, e5)",
+                        });
                     }
                     None => (
                         PooledClassifier::from_file(
@@ -334,12 +369,14 @@ impl LoadedModel {
                             &self.device,
                         )?,
                         None,
+                        None,
                     ),
                 };
                 StanceScorer::Head {
                     head,
                     order,
                     encoder,
+                    branch,
                 }
             }
             StanceMethod::Nli {
@@ -389,6 +426,7 @@ impl LoadedModel {
             device: &self.device,
             batch_size: self.batch_size,
             work: None,
+            shared: None,
         }
     }
 
@@ -469,4 +507,23 @@ fn candle_dtype(dtype: DType) -> candle_core::DType {
         DType::F16 => candle_core::DType::F16,
         DType::Bf16 => candle_core::DType::BF16,
     }
+}
+
+/// The layers a stance head file on the NER network shares and reads,
+/// `(from, to)` (1-based: NER's layers 1..=from, then the file's up to
+/// layer `to`), from the 0-based places its layers took: one run of them.
+fn branch_layers(replaced: &[usize], path: &std::path::Path) -> Result<(usize, usize), InferError> {
+    let (Some(&first), Some(&last)) = (replaced.iter().min(), replaced.iter().max()) else {
+        return Err(InferError::StanceTrunk {
+            path: path.to_path_buf(),
+            reason: "a head file that carries encoder layers",
+        });
+    };
+    if last + 1 - first != replaced.len() {
+        return Err(InferError::StanceTrunk {
+            path: path.to_path_buf(),
+            reason: "the head file's layers to be one run (say layers 7 and 8), not scattered",
+        });
+    }
+    Ok((first, last + 1))
 }

@@ -530,6 +530,46 @@ impl BertModel {
         // Every slot was filled: each asked layer is in 0..=last.
         Ok(kept.into_iter().flatten().collect())
     }
+
+    /// Layers `from + 1..=to` (1-based) on `hidden`, the output of layer
+    /// `from` for these inputs' `attention_mask`: the same computation, so
+    /// the same values, as [`Self::forward_layers`] asked for layer `to`
+    /// would run after it. `[batch, seq, hidden]` f32.
+    pub fn forward_from(
+        &self,
+        hidden: &Tensor,
+        attention_mask: &Tensor,
+        from: usize,
+        to: usize,
+    ) -> Result<Tensor, InferError> {
+        if to > self.layers.len() || from > to {
+            return Err(InferError::LayerOutOfRange {
+                layer: if from > to { from } else { to },
+                layers: self.layers.len(),
+            });
+        }
+        let (batch, seq, width) = hidden.dims3()?;
+        let expected = vec![batch, seq, self.dims.hidden_size];
+        if width != self.dims.hidden_size || attention_mask.dims() != [batch, seq] {
+            return Err(InferError::Shape {
+                what: "the hidden states a layer range starts from",
+                expected,
+                got: hidden.dims().to_vec(),
+            });
+        }
+        let mut xs = hidden.to_dtype(self.dtype)?;
+        if batch * seq == 0 || from == to {
+            return Ok(xs.to_dtype(DType::F32)?);
+        }
+        let padded = attention_mask.flatten_all()?.min(0)?.to_scalar::<u32>()? == 0;
+        let bias = padded
+            .then(|| attention_bias(attention_mask, self.dtype))
+            .transpose()?;
+        for layer in &self.layers[from..to] {
+            xs = layer.forward(&xs, bias.as_ref(), self.dims.num_heads)?;
+        }
+        Ok(xs.to_dtype(DType::F32)?)
+    }
 }
 
 impl Encoder for BertModel {

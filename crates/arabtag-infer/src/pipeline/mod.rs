@@ -33,6 +33,7 @@ pub mod dates;
 pub mod labels;
 mod punct;
 pub mod runner;
+pub mod shared;
 pub mod spans;
 pub mod stance;
 pub mod stance_scorer;

@@ -14,6 +14,7 @@ use candle_core::{D, DType, Device, Tensor};
 use rayon::prelude::*;
 
 use super::batch::{PackedBatch, Wrapping, budget_runs, pack_rows};
+use super::shared::{Branch, SharedStates};
 use super::stance::StanceScores;
 use super::work::{self, Work};
 use crate::InferError;
@@ -30,6 +31,9 @@ pub struct SegmentEncoder<'a> {
     pub batch_size: usize,
     /// Counts the segment parts planned and run, when given.
     pub work: Option<&'a Work>,
+    /// States NER kept this run, for a head on the NER network
+    /// (`stance.trunk = "ner"`).
+    pub shared: Option<&'a SharedStates>,
 }
 
 /// A padded batch of segment parts, and per row its text index and
@@ -140,11 +144,14 @@ pub enum StanceScorer {
     /// A trained head over the segment's mean-pooled, normalised states;
     /// `order[i]` is the head output of the guideline's i-th label;
     /// `encoder`: the encoder with the layers the head file fine-tuned (in
-    /// place of the model's own), when it carries any.
+    /// place of the model's own), when it carries any; `branch`: on the NER
+    /// network (`stance.trunk = "ner"`), the layers `(from, to)` it shares
+    /// up to and reads at (`encoder` is then that network).
     Head {
         head: PooledClassifier,
         order: [usize; 3],
         encoder: Option<Box<dyn Encoder>>,
+        branch: Option<(usize, usize)>,
     },
     /// Zero-shot NLI: the segment entails the label's hypothesis.
     Nli {
@@ -156,6 +163,15 @@ pub enum StanceScorer {
 }
 
 impl StanceScorer {
+    /// For a head on the NER network (`stance.trunk = "ner"`), the layers
+    /// `(from, to)` it shares up to and reads at.
+    pub fn branch(&self) -> Option<(usize, usize)> {
+        match self {
+            Self::Head { branch, .. } => *branch,
+            _ => None,
+        }
+    }
+
     /// The prototypes scorer: `descriptions[i]` are the texts of the
     /// guideline's i-th label, embedded here with `prefix` before each.
     pub fn prototypes(
@@ -255,9 +271,20 @@ impl StanceScorer {
                 head,
                 order,
                 encoder,
+                branch,
             } => {
+                let own = encoder.as_deref().unwrap_or(enc.encoder);
+                let on_ner = match (branch, own.as_bert()) {
+                    (Some((from, to)), Some(network)) => Some(Branch {
+                        network,
+                        from: *from,
+                        to: *to,
+                        shared: enc.shared,
+                    }),
+                    _ => None,
+                };
                 let enc = SegmentEncoder {
-                    encoder: encoder.as_deref().unwrap_or(enc.encoder),
+                    encoder: on_ner.as_ref().map_or(own, |b| b as &dyn Encoder),
                     ..*enc
                 };
                 // Per segment, the token-weighted mean of its parts' outputs,

@@ -12,4 +12,5 @@ mod models_e5;
 mod models_heads;
 mod pipeline;
 mod pipeline_proclitics;
+mod pipeline_shared;
 mod pipeline_stance;

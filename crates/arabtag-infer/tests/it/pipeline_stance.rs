@@ -49,6 +49,7 @@ fn head(hidden: usize) -> StanceScorer {
         head,
         order: [0, 1, 2],
         encoder: None,
+        branch: None,
     }
 }
 
@@ -64,6 +65,7 @@ fn segment_encoder<'a>(
         device: &Device::Cpu,
         batch_size: 3,
         work: None,
+        shared: None,
     }
 }
 

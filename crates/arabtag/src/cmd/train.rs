@@ -69,6 +69,9 @@ pub enum TrainTask {
     /// A multi-label stance head on segment embeddings, and thresholds for
     /// it and the config's own method calibrated on dev.
     Stance(super::train_stance::StanceArgs),
+    /// Platt calibration and thresholds for the config's own `[stance]`
+    /// method (whatever it is), fitted on a dev file; prints the TOML lines.
+    Calibrate(super::train_stance::CalibrateArgs),
 }
 
 #[derive(Debug, Args)]
@@ -139,6 +142,7 @@ pub fn run(args: &TrainArgs) -> Result<Status> {
     match &args.task {
         TrainTask::Ner(a) => ner(a),
         TrainTask::Stance(a) => super::train_stance::run(a),
+        TrainTask::Calibrate(a) => super::train_stance::calibrate(a),
     }
 }
 

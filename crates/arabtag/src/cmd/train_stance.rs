@@ -23,6 +23,13 @@
 //! the inputs' sha256, per method the thresholds and dev scores (per label
 //! P/R/F1, micro, macro), and which method is better on dev (macro-F1); the
 //! `[stance]` TOML for each method is printed.
+//!
+//! `arabtag train calibrate --model CONFIG --dev FILE --out DIR` fits the
+//! same Platt calibration and thresholds for the config's own `[stance]`
+//! method, as it is (its `stance.calibration` not applied): for a stance
+//! head trained elsewhere (the one on the NER network, `stance.trunk =
+//! "ner"`), or a swapped transformer. `DIR/calibration.json` holds the
+//! parameters, the cross-fitted reliability and the dev scores.
 
 use std::path::PathBuf;
 
@@ -30,7 +37,7 @@ use anyhow::{Result, ensure};
 use arabtag_train::finetune::{
     DEFAULT_BATCH_TOKENS, DEFAULT_DROPOUT, DEFAULT_WARMUP, FinetuneOptions,
 };
-use arabtag_train::stance_run::{StanceRun, run_stance};
+use arabtag_train::stance_run::{StanceRun, run_calibrate, run_stance};
 use clap::Args;
 
 use super::Status;
@@ -80,6 +87,51 @@ pub struct StanceArgs {
     pub offline: bool,
 }
 
+#[derive(Debug, Args)]
+pub struct CalibrateArgs {
+    /// The model config whose `[stance]` method is calibrated.
+    #[arg(long, value_name = "CONFIG", default_value = super::DEFAULT_MODEL, env = "ARABTAG_MODEL")]
+    pub model: PathBuf,
+    /// Dev segments (JSONL: id, topic, text, labels), each scored as one
+    /// segment.
+    #[arg(long, value_name = "FILE")]
+    pub dev: PathBuf,
+    /// Folder for calibration.json.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Never touch the network (also HF_HUB_OFFLINE=1).
+    #[arg(long)]
+    pub offline: bool,
+}
+
+fn toml_calibration(c: &[(f64, f64); 3]) -> String {
+    format!(
+        "calibration = {{ mediation = [{:.4}, {:.4}], conflict = [{:.4}, {:.4}], energy = [{:.4}, {:.4}] }}",
+        c[0].0, c[0].1, c[1].0, c[1].1, c[2].0, c[2].1
+    )
+}
+
+pub fn calibrate(a: &CalibrateArgs) -> Result<Status> {
+    let model = super::verified_model(&a.model, a.offline)?;
+    let outcome = run_calibrate(&a.model, &model, &a.dev, &a.out, &Terminal)?;
+    stderr_line(&format!(
+        "{}: dev macro-F1 {:.3} uncalibrated, {:.3} calibrated (thresholds fitted on dev)",
+        outcome.method, outcome.raw_dev.macro_f1, outcome.dev.macro_f1
+    ));
+    println!(
+        "# [stance] method \"{}\" of {}, calibrated on {}:",
+        outcome.method,
+        a.model.display(),
+        a.dev.display()
+    );
+    println!(
+        "{}\n{}",
+        toml_thresholds(&outcome.thresholds),
+        toml_calibration(&outcome.calibration)
+    );
+    Ok(Status::Ok)
+}
+
 fn toml_thresholds(t: &[f64; 3]) -> String {
     format!(
         "thresholds = {{ mediation = {:.4}, conflict = {:.4}, energy = {:.4} }}",
@@ -127,16 +179,10 @@ pub fn run(a: &StanceArgs) -> Result<Status> {
         "# [stance] with the trained head ({}):",
         outcome.head_path.display()
     );
-    let c = &outcome.head_calibration;
     println!(
-        "method = \"head\"\n{}\ncalibration = {{ mediation = [{:.4}, {:.4}], conflict = [{:.4}, {:.4}], energy = [{:.4}, {:.4}] }}",
+        "method = \"head\"\n{}\n{}",
         toml_thresholds(&outcome.head_thresholds),
-        c[0].0,
-        c[0].1,
-        c[1].0,
-        c[1].1,
-        c[2].0,
-        c[2].1
+        toml_calibration(&outcome.head_calibration)
     );
     if let Some((own_method, t, dev)) = &outcome.own {
         stderr_line(&format!(

@@ -6,7 +6,7 @@ use std::path::Path;
 use arabtag_infer::InferError;
 use arabtag_infer::config::{
     Aggregation, DEFAULT_STRIDE, DEFAULT_WINDOW, DType, EntityType, ModelConfig, NerHead, Source,
-    StanceLabel, StanceMethod,
+    StanceLabel, StanceMethod, StanceTrunk,
 };
 use arabtag_tokenizer::NormalizerConfig;
 
@@ -502,7 +502,7 @@ fn a_stance_head_needs_its_file_and_each_label_once() {
             "method = \"head\"\nhead = { path = \"h.safetensors\" }",
         );
     let c = parse_in(dir.path(), &ok).unwrap();
-    let StanceMethod::Head { labels, head } = c.stance.unwrap().method else {
+    let StanceMethod::Head { labels, head, .. } = c.stance.unwrap().method else {
         panic!()
     };
     assert_eq!(
@@ -583,5 +583,41 @@ fn a_missing_file_names_it() {
         err.to_string()
             .starts_with("/nonexistent/model.toml: cannot read"),
         "{err}"
+    );
+}
+
+#[test]
+fn a_stance_head_on_the_ner_network_needs_ner() {
+    let dir = tempfile::tempdir().unwrap();
+    let stance = "[stance]\nmethod = \"head\"\nhead = { path = \"h.safetensors\" }\ntrunk = \"ner\"\n\
+                  thresholds = { mediation = 0.5, conflict = 0.5, energy = 0.5 }\n";
+    let with_ner = local_ner("").replace("[ner]", &format!("{stance}[ner]"));
+    let c = parse_in(dir.path(), &with_ner).unwrap();
+    let StanceMethod::Head { trunk, .. } = c.stance.unwrap().method else {
+        panic!()
+    };
+    assert_eq!(trunk, StanceTrunk::Ner);
+    // The default, and what a config without the key says.
+    let plain = with_ner.replace("trunk = \"ner\"\n", "");
+    let StanceMethod::Head { trunk, .. } =
+        parse_in(dir.path(), &plain).unwrap().stance.unwrap().method
+    else {
+        panic!()
+    };
+    assert_eq!(trunk, StanceTrunk::Encoder);
+    let p = problems(parse_in(dir.path(), &format!("{}{stance}", e5_source())));
+    assert_message(
+        &p,
+        "stance.trunk = \"ner\" puts the stance layers on the NER network, and this config has \
+         no [ner]; add it or remove stance.trunk",
+    );
+    let p = problems(parse_in(
+        dir.path(),
+        &with_ner.replace("\"ner\"\nthr", "\"top\"\nthr"),
+    ));
+    assert_message(
+        &p,
+        "stance.trunk: `top` is not a trunk; give \"encoder\" (the default: the model's encoder) \
+         or \"ner\" (the NER network's layers)",
     );
 }

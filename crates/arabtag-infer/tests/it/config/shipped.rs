@@ -94,7 +94,7 @@ fn the_default_is_the_e5_file_with_the_readmes_hashes_and_prototypes() {
     );
     assert!(load("models/minilm.toml").dates.is_some_and(|d| d.enabled));
     let stance = c.stance.unwrap();
-    let StanceMethod::Head { head, labels } = &stance.method else {
+    let StanceMethod::Head { head, labels, .. } = &stance.method else {
         panic!(
             "the default stance is the trained head: {:?}",
             stance.method
