@@ -443,7 +443,8 @@ fn cold_starts(a: &BenchConfig) -> Result<(f64, Vec<f64>), BenchError> {
 
 /// The work the tagger does on the corpus, counted the way it does it: the
 /// NER task's windows (overlaps left out) through the layers its head
-/// reads, each segment a sequence through every layer for stance; and the
+/// reads, each segment a sequence through every layer for stance (through
+/// its own layers only where it branches off the NER network); and the
 /// segments of one copy of the corpus for the encoder-alone pass.
 #[derive(Debug)]
 struct Work {
@@ -476,6 +477,13 @@ impl Work {
             .ner
             .as_ref()
             .map(|n| n.layers.iter().copied().max().unwrap_or(depth));
+        // Stance on the NER network (`stance.trunk = "ner"`) runs only
+        // its own layers, from the states NER's pass kept.
+        let stance_layers = tagger
+            .model()
+            .stance()
+            .and_then(|(scorer, _)| scorer.branch())
+            .map_or(depth, |(from, to)| to - from);
         let specials = tagger.model().wrapping().specials();
         let room = tagger
             .model()
@@ -500,7 +508,7 @@ impl Work {
                 let text = chars.slice(s.start, s.end).unwrap_or_default();
                 let m = tokenizer.encode(text)?.ids().len();
                 if resolved.stance.is_some() {
-                    stance_flops += flops(m + specials, depth, h, ff);
+                    stance_flops += flops(m + specials, stance_layers, h, ff);
                 }
                 if i < per_copy {
                     segments.push(format!("query: {text}"));
