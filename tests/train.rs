@@ -494,34 +494,37 @@ fn stance_rows(dir: &Path, n: usize) -> (PathBuf, PathBuf) {
     (train_path, dev_path)
 }
 
-/// `arabtag train stance --finetune 1` on the tiny model: its output folder.
-fn finetune_stance(dir: &Path, config: &Path, train: &Path, dev: &Path) -> (PathBuf, Output) {
-    let out = dir.join("stance-ft");
-    let done = arabtag(&[
-        &"train",
-        &"stance",
-        &"--train",
-        &train,
-        &"--dev",
-        &dev,
-        &"--model",
-        &config,
-        &"--out",
+/// `arabtag train stance` on the tiny model into `out`, with `extra`
+/// options; it must succeed.
+fn train_stance(config: &Path, train: &Path, dev: &Path, out: &Path, extra: &[&str]) -> Output {
+    let mut args: Vec<&dyn AsRef<std::ffi::OsStr>> = vec![
+        &"train", &"stance", &"--train", &train, &"--dev", &dev, &"--model", &config, &"--out",
         &out,
-        &"--epochs",
-        &"200",
-        &"--finetune",
-        &"1",
-        &"--finetune-epochs",
-        &"2",
-        &"--encoder-lr",
-        &"1e-3",
-    ]);
+    ];
+    args.extend(extra.iter().map(|e| e as &dyn AsRef<std::ffi::OsStr>));
+    let done = arabtag(&args);
     assert!(
         done.status.success(),
         "{}",
         String::from_utf8_lossy(&done.stderr)
     );
+    done
+}
+
+/// `arabtag train stance --finetune 1` on the tiny model: its output folder.
+fn finetune_stance(dir: &Path, config: &Path, train: &Path, dev: &Path) -> (PathBuf, Output) {
+    let out = dir.join("stance-ft");
+    let extra = [
+        "--epochs",
+        "200",
+        "--finetune",
+        "1",
+        "--finetune-epochs",
+        "2",
+        "--encoder-lr",
+        "1e-3",
+    ];
+    let done = train_stance(config, train, dev, &out, &extra);
     (out, done)
 }
 
@@ -703,21 +706,7 @@ fn stance_on_the_ner_network_tags_as_alone_and_calibrates() {
 
     // A head trained on the frozen encoder has no layers to branch with.
     let probe = dir.path().join("probe");
-    let done = arabtag(&[
-        &"train",
-        &"stance",
-        &"--train",
-        &train,
-        &"--dev",
-        &dev,
-        &"--model",
-        &config,
-        &"--out",
-        &probe,
-        &"--epochs",
-        &"50",
-    ]);
-    assert!(done.status.success());
+    train_stance(&config, &train, &dev, &probe, &["--epochs", "50"]);
     let layerless = write(
         "layerless.toml",
         &probe.join("head.safetensors"),
