@@ -1,4 +1,4 @@
-"""One trunk for NER and stance (issue 18): an experiment, not the product.
+"""One trunk for NER and stance (issue 18): how the default model was trained.
 
 The NER network (`arabtag models export`: e5 layers 1-8 fine-tuned for NER,
 and its token head) is trained further, jointly, for NER and for stance:
@@ -20,8 +20,9 @@ Measured on the dev sets only (data/ner-news dev: strict span F1 on words,
 argmax; data/stance dev: macro-F1 with per-label thresholds fitted on dev,
 the release's recipe). The seeds are not read.
 
-Usage (torch from bench/peers.py's folder):
-    python3 eval/experiments/stance/multitask.py --branch 6 --own 2 --epochs 2
+Usage (torch from bench/peers.py's folder; `make train-mt` runs the
+released recipe, models/heads/e5-mt.md):
+    python3 eval/experiments/stance/multitask.py --branch 7 --own 1 --epochs 2 --evals 2
 """
 
 import argparse
@@ -212,8 +213,8 @@ def evaluate(model, ner_dev, stance_dev, tags, bsz=4096):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--export", default=str(ROOT / "target/bench/export"))
-    ap.add_argument("--branch", type=int, default=6)
-    ap.add_argument("--own", type=int, default=2)
+    ap.add_argument("--branch", type=int, default=7)
+    ap.add_argument("--own", type=int, default=1)
     ap.add_argument("--epochs", type=float, default=2.0)
     ap.add_argument("--trunk-lr", type=float, default=5e-5)
     ap.add_argument("--own-lr", type=float, default=1e-4)

@@ -7,7 +7,7 @@
   (`encoder.layer.B.*` …), and the pooled head (`weight`/`bias`).
 
     python3 eval/experiments/stance/multitask_export.py target/mt/release/best.pt \
-        --branch 6 --own 2 --ner models/heads/e5-mt-ner.safetensors \
+        --branch 7 --own 1 --ner models/heads/e5-mt-ner.safetensors \
         --stance models/heads/e5-mt-stance.safetensors \
         --config-from models/default.toml --config target/mt/release/mt.toml
 
