@@ -92,7 +92,10 @@
 //! [stance.prototypes.energy]         # prototypes: per label, Arabic and English descriptions
 //! ar = ["النفط والغاز وإمدادات الطاقة"]
 //! en = ["oil, gas and energy supply"]
-//! # head:  head = { path, sha256 }, labels = [the head's outputs in order] (default: the guideline's order)
+//! # head:  head = { path, sha256 }, labels = [the head's outputs in order] (default: the guideline's order),
+//! #        trunk = "encoder" | "ner": what the head file's layers replace layers of: the model's
+//! #        encoder (default), or the NER network; with "ner" they must be one run of layers and
+//! #        NER's pass keeps the states below them, so stance runs only its own (pipeline::shared)
 //! # nli:   hypothesis_template = "هذا النص عن {}.", entailment_label = "entailment",
 //! #        candidate_labels = { mediation = "…", conflict = "…", energy = "…" }
 //! ```

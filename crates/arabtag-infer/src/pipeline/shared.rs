@@ -193,7 +193,7 @@ impl SharedStates {
     }
 }
 
-/// NER's encoder as [`crate::loaded::LayerConcat`] gives it (the states of
+/// NER's encoder as `loaded::LayerConcat` gives it (the states of
 /// `layers`, concatenated), keeping the output of `shared`'s layer on the
 /// way.
 #[derive(Debug)]
