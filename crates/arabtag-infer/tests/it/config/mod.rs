@@ -5,7 +5,7 @@
 mod hub;
 mod parse;
 mod resolve;
-mod shipped;
+pub(crate) mod shipped;
 
 use std::path::{Path, PathBuf};
 

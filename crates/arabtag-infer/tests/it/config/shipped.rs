@@ -172,7 +172,11 @@ fn hub_configs_pin_commits_and_say_they_need_a_network() {
 /// Resolves and verifies a shipped config whose files `make models` fetches;
 /// `None` (with a note) when they are missing, unless
 /// `ARABTAG_REQUIRE_MODELS=1`, which makes a missing file fail.
-fn fetched(rel: &str, file: &str, test: &str) -> Option<arabtag_infer::config::VerifiedModel> {
+pub(crate) fn fetched(
+    rel: &str,
+    file: &str,
+    test: &str,
+) -> Option<arabtag_infer::config::VerifiedModel> {
     let required = std::env::var("ARABTAG_REQUIRE_MODELS").is_ok_and(|v| v == "1");
     let probe = workspace().join(file);
     if !probe.exists() {
