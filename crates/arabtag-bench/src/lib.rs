@@ -61,16 +61,17 @@ use std::time::Instant;
 
 use arabtag_eval::conll::ConllFile;
 use arabtag_infer::config::VerifiedModel;
-use arabtag_infer::pipeline::stance::segment_spans;
 use arabtag_infer::{TagOptions, Tagger};
-use arabtag_records::{CharText, Document};
+use arabtag_records::Document;
 use serde::Serialize;
 
 mod error;
 mod peers;
+mod work;
 
 pub use error::BenchError;
 pub use peers::LOGIT_TOLERANCE;
+use work::Work;
 
 /// What to measure, and with what.
 #[derive(Debug, Clone)]
@@ -311,12 +312,6 @@ fn tag_process_peak_rss(exe: &Path, model: &Path, corpus: &Path) -> Result<u64, 
     }
 }
 
-/// FLOPs of `layers` encoder layers over a sequence of `len` positions.
-fn flops(len: usize, layers: usize, h: f64, ff: f64) -> f64 {
-    let per_token = 2.0 * (4.0 * h * h + 2.0 * h * ff) + 4.0 * len as f64 * h;
-    per_token * len as f64 * layers as f64
-}
-
 /// Runs the benchmark of `model` (the config at `a.model`), saying what it
 /// does through `log`.
 pub fn run(
@@ -441,95 +436,6 @@ fn cold_starts(a: &BenchConfig) -> Result<(f64, Vec<f64>), BenchError> {
     Ok((first, starts))
 }
 
-/// The work the tagger does on the corpus, counted the way it does it: the
-/// NER task's windows (overlaps left out) through the layers its head
-/// reads, each segment a sequence through every layer for stance (through
-/// its own layers only where it branches off the NER network); and the
-/// segments of one copy of the corpus for the encoder-alone pass.
-#[derive(Debug)]
-struct Work {
-    /// Subword tokens of every document.
-    tokens: usize,
-    /// FLOPs of the whole pipeline and of NER alone.
-    tag_flops: f64,
-    ner_flops: f64,
-    /// One copy's segments, with e5's `query: ` prefix; their tokens
-    /// (special tokens included) and FLOPs.
-    segments: Vec<String>,
-    segment_tokens: usize,
-    segment_flops: f64,
-}
-
-impl Work {
-    fn count(
-        tagger: &Tagger,
-        model: &VerifiedModel,
-        docs: &[Document],
-        per_copy: usize,
-    ) -> Result<Self, BenchError> {
-        let resolved = model.model();
-        // The tagger's own tokenizer and sizes: a second tokenizer, or an f32
-        // copy of the encoder to read its sizes, would count in the peak RSS.
-        let tokenizer = tagger.tokenizer();
-        let (h, ff, depth) = tagger.encoder_dims().ok_or(BenchError::NotBertFamily)?;
-        let (h, ff) = (h as f64, ff as f64);
-        let ner_layers = resolved
-            .ner
-            .as_ref()
-            .map(|n| n.layers.iter().copied().max().unwrap_or(depth));
-        // Stance on the NER network (`stance.trunk = "ner"`) runs only
-        // its own layers, from the states NER's pass kept.
-        let stance_layers = tagger
-            .model()
-            .stance()
-            .and_then(|(scorer, _)| scorer.branch())
-            .map_or(depth, |(from, to)| to - from);
-        let specials = tagger.model().wrapping().specials();
-        let room = tagger
-            .model()
-            .ner()
-            .map_or(usize::MAX, |task| task.window().0)
-            .max(1);
-        let (mut tokens, mut stance_flops, mut ner_flops) = (0usize, 0.0f64, 0.0f64);
-        let mut segments: Vec<String> = Vec::new();
-        for (i, d) in docs.iter().enumerate() {
-            let n = tokenizer.encode(&d.text)?.ids().len();
-            tokens += n;
-            if let Some(layers) = ner_layers {
-                let mut left = n;
-                while left > 0 {
-                    let len = left.min(room);
-                    ner_flops += flops(len + specials, layers, h, ff);
-                    left -= len;
-                }
-            }
-            let chars = CharText::new(&d.text);
-            for s in segment_spans(&d.text) {
-                let text = chars.slice(s.start, s.end).unwrap_or_default();
-                let m = tokenizer.encode(text)?.ids().len();
-                if resolved.stance.is_some() {
-                    stance_flops += flops(m + specials, stance_layers, h, ff);
-                }
-                if i < per_copy {
-                    segments.push(format!("query: {text}"));
-                }
-            }
-        }
-        let segment_lens: Vec<usize> = segments
-            .iter()
-            .map(|s| tokenizer.encode(s).map(|e| e.ids().len() + specials))
-            .collect::<Result<_, _>>()?;
-        Ok(Self {
-            tokens,
-            tag_flops: stance_flops + ner_flops,
-            ner_flops,
-            segment_tokens: segment_lens.iter().sum(),
-            segment_flops: segment_lens.iter().map(|&n| flops(n, depth, h, ff)).sum(),
-            segments,
-        })
-    }
-}
-
 /// The whole pipeline over the corpus, 64 documents a call; every document
 /// must tag.
 fn tag_pass(
@@ -637,19 +543,6 @@ mod tests {
         assert_eq!(vm_hwm_kb(status), Some(215_332));
         assert_eq!(vm_hwm_kb("Name:\tx\n"), None);
         assert_eq!(vm_hwm_kb("VmHWM:\t lots kB\n"), None);
-    }
-
-    #[test]
-    fn flops_count_products_and_attention() {
-        // One layer, one position, h = 1, ff = 1: 2·(4 + 2) + 4·1·1.
-        assert_eq!(flops(1, 1, 1.0, 1.0), 16.0);
-        // Linear in layers; attention grows with the length.
-        assert_eq!(
-            flops(10, 3, 384.0, 1536.0),
-            3.0 * flops(10, 1, 384.0, 1536.0)
-        );
-        let per_token = |len: usize| flops(len, 1, 384.0, 1536.0) / len as f64;
-        assert!(per_token(512) > per_token(64));
     }
 
     #[test]
