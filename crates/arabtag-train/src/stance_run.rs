@@ -149,6 +149,14 @@ fn method_report(scores: &[[f64; 3]], gold: &[[bool; 3]]) -> ([f64; 3], MethodRe
     (thresholds, report)
 }
 
+/// The tagger of `model` (the config at `config`), its default options.
+fn load_tagger(config: &Path, model: &VerifiedModel) -> Result<Tagger, TrainError> {
+    Tagger::load(model, TagOptions::default()).map_err(|source| TrainError::LoadModel {
+        config: config.to_owned(),
+        source,
+    })
+}
+
 /// Trains and calibrates as [`StanceRun`] says, with `model`'s encoder
 /// (loaded here) and its `[stance]` method.
 pub fn run_stance(
@@ -156,11 +164,7 @@ pub fn run_stance(
     model: &VerifiedModel,
     obs: &dyn RunObserver,
 ) -> Result<StanceOutcome, TrainError> {
-    let tagger =
-        Tagger::load(model, TagOptions::default()).map_err(|source| TrainError::LoadModel {
-            config: a.model.clone(),
-            source,
-        })?;
+    let tagger = load_tagger(&a.model, model)?;
     let (train, dev) = (read_rows(&a.train)?, read_rows(&a.dev)?);
     let texts = |rows: &[Row]| rows.iter().map(|r| r.text.clone()).collect::<Vec<_>>();
     let started = std::time::Instant::now();
@@ -292,11 +296,7 @@ pub fn run_calibrate(
     out: &Path,
     obs: &dyn RunObserver,
 ) -> Result<CalibrateOutcome, TrainError> {
-    let tagger =
-        Tagger::load(model, TagOptions::default()).map_err(|source| TrainError::LoadModel {
-            config: config.to_owned(),
-            source,
-        })?;
+    let tagger = load_tagger(config, model)?;
     let rows = read_rows(dev)?;
     let texts: Vec<String> = rows.iter().map(|r| r.text.clone()).collect();
     let started = std::time::Instant::now();

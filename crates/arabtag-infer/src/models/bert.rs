@@ -517,18 +517,23 @@ impl BertModel {
         };
         keep(0, &xs)?;
         let last = layers.iter().copied().max().unwrap_or(0);
-        // A batch without padding (one window, or windows of one length)
-        // needs no mask.
-        let padded = attention_mask.flatten_all()?.min(0)?.to_scalar::<u32>()? == 0;
-        let bias = padded
-            .then(|| attention_bias(attention_mask, self.dtype))
-            .transpose()?;
+        let bias = self.padding_bias(attention_mask)?;
         for (i, layer) in self.layers.iter().take(last).enumerate() {
             xs = layer.forward(&xs, bias.as_ref(), self.dims.num_heads)?;
             keep(i + 1, &xs)?;
         }
         // Every slot was filled: each asked layer is in 0..=last.
         Ok(kept.into_iter().flatten().collect())
+    }
+
+    /// The attention bias of `attention_mask`, or `None` for a batch
+    /// without padding (one window, or windows of one length), which needs
+    /// no mask.
+    fn padding_bias(&self, attention_mask: &Tensor) -> Result<Option<Tensor>, InferError> {
+        let padded = attention_mask.flatten_all()?.min(0)?.to_scalar::<u32>()? == 0;
+        Ok(padded
+            .then(|| attention_bias(attention_mask, self.dtype))
+            .transpose()?)
     }
 
     /// Layers `from + 1..=to` (1-based) on `hidden`, the output of layer
@@ -561,10 +566,7 @@ impl BertModel {
         if batch * seq == 0 || from == to {
             return Ok(xs.to_dtype(DType::F32)?);
         }
-        let padded = attention_mask.flatten_all()?.min(0)?.to_scalar::<u32>()? == 0;
-        let bias = padded
-            .then(|| attention_bias(attention_mask, self.dtype))
-            .transpose()?;
+        let bias = self.padding_bias(attention_mask)?;
         for layer in &self.layers[from..to] {
             xs = layer.forward(&xs, bias.as_ref(), self.dims.num_heads)?;
         }
